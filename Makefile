@@ -1,0 +1,51 @@
+# mmrmt: every target creates .venv first when it is missing, and every target is idempotent.
+PYTHON_BOOT ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.mmrmt-installed
+CONSTRAINTS := -c requirements.txt
+
+.PHONY: install test lint format toy-data demo demo-seg benchmark clean
+
+install: $(STAMP)
+
+# mmcv 2.1.0 ships only sources: it is compiled with ops against the venv's torch, without build
+# isolation, and its setup.py imports pkg_resources, so setuptools<70 is installed for that build
+# (pip warns that torch wants a newer one; the next step restores it). pip's wheel cache makes a
+# second install fast.
+$(STAMP): requirements.txt setup.py
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PIP) install -q $(CONSTRAINTS) torch numpy wheel
+	$(PIP) install -q "setuptools<70"
+	MMCV_WITH_OPS=1 MAX_JOBS=$$(nproc) $(PIP) install $(CONSTRAINTS) --no-build-isolation mmcv
+	$(PIP) install -q $(CONSTRAINTS) -r requirements.txt
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: install toy-data
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q tests
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+
+toy-data: install
+	$(PY) tools/make_toy_data.py --out data
+
+demo: install toy-data
+	$(PY) tools/run_demo.py --task det
+
+demo-seg: install toy-data
+	$(PY) tools/run_demo.py --task seg
+
+benchmark: install
+	$(PY) tools/benchmark.py --arch s --size 800 1216
+
+clean:
+	rm -rf work_dirs

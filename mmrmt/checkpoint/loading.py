@@ -1,0 +1,128 @@
+"""Load a checkpoint into an RMT backbone safely, with errors that name the file."""
+
+import os
+import pickle
+import zipfile
+from typing import Dict, Optional
+
+from mmengine.logging import MMLogger, print_log
+from mmengine.runner import CheckpointLoader
+from torch import nn
+
+from .convert import (
+    convert_authors_backbone,
+    extract_state_dict,
+    mismatched_decays,
+    strip_prefix,
+)
+
+#: Below this fraction of the backbone's weights found in a checkpoint, loading is an error.
+MIN_MATCHED_FRACTION = 0.5
+
+MISSING_CHECKPOINT_HELP = (
+    "Download the authors' ImageNet-1k RMT weights (README, 'Pretrained weights') to that path, "
+    "or train from scratch with --cfg-options model.backbone.init_cfg=None"
+)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: unreadable, unsafe, or not for this model."""
+
+
+def read_checkpoint(filename: str, map_location: str = "cpu") -> dict:
+    """Read a checkpoint with ``weights_only`` unpickling and clear errors.
+
+    Args:
+        filename (str): Local path or URL (anything mmengine's ``CheckpointLoader`` reads).
+        map_location (str): Where to put the tensors.
+
+    Returns:
+        dict: The loaded checkpoint.
+
+    Raises:
+        FileNotFoundError: a local file that does not exist.
+        CheckpointError: a truncated or corrupt file, or one that pickles code or unknown types.
+    """
+    is_local = "://" not in filename
+    if is_local and not os.path.isfile(filename):
+        raise FileNotFoundError(f"Checkpoint file not found: {filename}. {MISSING_CHECKPOINT_HELP}")
+    try:
+        return CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+    except pickle.UnpicklingError as err:
+        if "weights_only" in str(err) or "Unsupported global" in str(err):
+            raise CheckpointError(
+                f"Refusing checkpoint {filename}: it pickles objects outside the safe list "
+                f"(possibly code). Only load checkpoints you trust the origin of. Details: {err}"
+            ) from err
+        raise CheckpointError(f"Checkpoint {filename} is corrupt or truncated: {err}") from err
+    except (EOFError, zipfile.BadZipFile, RuntimeError, ValueError) as err:
+        raise CheckpointError(f"Checkpoint {filename} is corrupt or truncated: {err}") from err
+
+
+def load_backbone_checkpoint(
+    model: nn.Module,
+    filename: str,
+    prefix: Optional[str] = None,
+    map_location: str = "cpu",
+    min_matched: float = MIN_MATCHED_FRACTION,
+) -> Dict[str, list]:
+    """Load an authors' or mmrmt checkpoint into an :class:`~mmrmt.models.RMT`.
+
+    Handles ImageNet checkpoints (``{'model': ...}``, classification head dropped), detection
+    and segmentation ones (``{'state_dict': ...}`` with ``prefix='backbone.'``, found
+    automatically when no prefix is given) and this project's converted files.
+
+    Args:
+        model (nn.Module): The RMT backbone.
+        filename (str): Checkpoint path or URL.
+        prefix (str | None): Key prefix to select and strip, e.g. ``'backbone.'``.
+        map_location (str): Device for the loaded tensors.
+        min_matched (float): Smallest fraction of the model's weights the file must provide.
+
+    Returns:
+        dict: ``missing_keys`` and ``unexpected_keys`` of the load.
+
+    Raises:
+        CheckpointError: unreadable file, wrong arch (other decay rates or shapes), or a file
+            that matches fewer than ``min_matched`` of the weights.
+    """
+    state_dict = extract_state_dict(read_checkpoint(filename, map_location), filename)
+    if prefix is None and any(name.startswith("backbone.") for name in state_dict):
+        prefix = "backbone."
+    state_dict, saved_decays = convert_authors_backbone(strip_prefix(state_dict, prefix))
+
+    expected_decays = [stage.rel_pos.decay for stage in model.layers]
+    bad_stages = mismatched_decays(saved_decays, expected_decays)
+    if bad_stages:
+        raise CheckpointError(
+            f"Checkpoint {filename} was trained with other decay settings in stages {bad_stages} "
+            "(num_heads / heads_range / initial value): it is for another RMT arch"
+        )
+    own = model.state_dict()
+    wrong_shapes = [
+        f"{name}: checkpoint {tuple(value.shape)} vs model {tuple(own[name].shape)}"
+        for name, value in state_dict.items()
+        if name in own and own[name].shape != value.shape
+    ]
+    if wrong_shapes:
+        raise CheckpointError(
+            f"Checkpoint {filename} does not fit this RMT (another arch?): "
+            + "; ".join(wrong_shapes[:5])
+            + (f" and {len(wrong_shapes) - 5} more" if len(wrong_shapes) > 5 else "")
+        )
+    matched = [name for name in own if name in state_dict]
+    if len(matched) < min_matched * len(own):
+        raise CheckpointError(
+            f"Checkpoint {filename} matches only {len(matched)} of {len(own)} RMT backbone "
+            f"weights (prefix={prefix!r}); it is not an RMT checkpoint of this layout"
+        )
+    result = model.load_state_dict(state_dict, strict=False)
+    logger = MMLogger.get_current_instance()
+    print_log(
+        f"Loaded {len(matched)}/{len(own)} RMT weights from {filename}; "
+        f"missing: {result.missing_keys or 'none'}; unused: {result.unexpected_keys or 'none'}",
+        logger=logger,
+    )
+    return dict(
+        missing_keys=list(result.missing_keys), unexpected_keys=list(result.unexpected_keys)
+    )

@@ -1,0 +1,505 @@
+"""RMT backbone (Fan et al., "RMT: Retentive Networks Meet Vision Transformers", CVPR 2024).
+
+Parameter names follow the authors' release, so their ImageNet and detection checkpoints load
+with only the renames in :mod:`mmrmt.checkpoint.convert`.
+"""
+
+import copy
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..layers.position import RetentionPosition
+from ..layers.retention import ATTENTION_IMPLS, DepthwiseConv2d, ManhattanSelfAttention
+
+_STAGE_KEYS = ("embed_dims", "depths", "num_heads", "heads_ranges", "mlp_ratios", "decomposed")
+
+ARCH_SETTINGS: Dict[str, dict] = {
+    **dict.fromkeys(
+        ["t", "tiny"],
+        dict(
+            embed_dims=[64, 128, 256, 512],
+            depths=[2, 2, 8, 2],
+            num_heads=[4, 4, 8, 16],
+            heads_ranges=[4, 4, 6, 6],
+            mlp_ratios=[3, 3, 3, 3],
+            decomposed=[True, True, False, False],
+            layer_scales=[False, False, False, False],
+            drop_path_rate=0.1,
+        ),
+    ),
+    **dict.fromkeys(
+        ["s", "small"],
+        dict(
+            embed_dims=[64, 128, 256, 512],
+            depths=[3, 4, 18, 4],
+            num_heads=[4, 4, 8, 16],
+            heads_ranges=[4, 4, 6, 6],
+            mlp_ratios=[4, 4, 3, 3],
+            decomposed=[True, True, True, False],
+            layer_scales=[False, False, False, False],
+            drop_path_rate=0.15,
+        ),
+    ),
+    **dict.fromkeys(
+        ["b", "base"],
+        dict(
+            embed_dims=[80, 160, 320, 512],
+            depths=[4, 8, 25, 8],
+            num_heads=[5, 5, 10, 16],
+            heads_ranges=[5, 5, 6, 6],
+            mlp_ratios=[4, 4, 3, 3],
+            decomposed=[True, True, True, False],
+            layer_scales=[False, False, True, True],
+            drop_path_rate=0.4,
+        ),
+    ),
+    **dict.fromkeys(
+        ["l", "large"],
+        dict(
+            embed_dims=[112, 224, 448, 640],
+            depths=[4, 8, 25, 8],
+            num_heads=[7, 7, 14, 20],
+            heads_ranges=[6, 6, 6, 6],
+            mlp_ratios=[4, 4, 3, 3],
+            decomposed=[True, True, True, False],
+            layer_scales=[False, False, True, True],
+            drop_path_rate=0.5,
+        ),
+    ),
+}
+
+
+def resolve_arch(arch: Union[str, dict]) -> dict:
+    """Turn a preset name or a dict into a checked, complete arch dict.
+
+    Args:
+        arch (str | dict): A key of :data:`ARCH_SETTINGS` or a dict with the keys
+            ``embed_dims, depths, num_heads, heads_ranges, mlp_ratios, decomposed`` (one entry per
+            stage) and optionally ``layer_scales``, ``initial_values``, ``drop_path_rate``.
+
+    Returns:
+        dict: The arch with every key filled in.
+
+    Raises:
+        ValueError: unknown preset, missing keys, stage lists of different lengths, or heads that
+            do not split a stage's width into even head dims.
+    """
+    if isinstance(arch, str):
+        if arch.lower() not in ARCH_SETTINGS:
+            raise ValueError(
+                f"Unknown RMT arch {arch!r}; choose one of {sorted(ARCH_SETTINGS)} or pass a dict"
+            )
+        arch = ARCH_SETTINGS[arch.lower()]
+    if not isinstance(arch, dict):
+        raise TypeError(f"arch must be a preset name or a dict, got {type(arch).__name__}")
+    missing = [key for key in _STAGE_KEYS if key not in arch]
+    if missing:
+        raise ValueError(f"RMT arch dict is missing keys {missing}; it needs {list(_STAGE_KEYS)}")
+    arch = copy.deepcopy(arch)
+    num_stages = len(arch["depths"])
+    arch.setdefault("layer_scales", [False] * num_stages)
+    arch.setdefault("initial_values", [2.0] * num_stages)
+    arch.setdefault("drop_path_rate", 0.1)
+    lengths = {key: len(arch[key]) for key in (*_STAGE_KEYS, "layer_scales", "initial_values")}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"RMT arch lists must have one entry per stage; got lengths {lengths}")
+    for stage, (dim, heads) in enumerate(zip(arch["embed_dims"], arch["num_heads"])):
+        if heads <= 0 or dim % heads or (dim // heads) % 2:
+            raise ValueError(
+                f"RMT stage {stage}: num_heads={heads} must divide embed_dims={dim} "
+                "into an even head dim"
+            )
+    return arch
+
+
+class ConvStem(nn.Sequential):
+    """The authors' stem: four 3x3 convs (stride 2, 1, 2, 1) with BN, GELU between them.
+
+    Kept as a flat ``Sequential`` so its keys are the authors' ``patch_embed.proj.N``.
+
+    Args:
+        in_channels (int): Image channels.
+        embed_dim (int): Output channels (half of them in the first two convs).
+        norm_cfg (dict): Norm layer config for the BN layers.
+    """
+
+    def __init__(self, in_channels: int, embed_dim: int, norm_cfg: dict) -> None:
+        half = embed_dim // 2
+        layers: List[nn.Module] = []
+        plan = [
+            (in_channels, half, 2),
+            (half, half, 1),
+            (half, embed_dim, 2),
+            (embed_dim, embed_dim, 1),
+        ]
+        for index, (cin, cout, stride) in enumerate(plan):
+            layers.append(nn.Conv2d(cin, cout, 3, stride, 1))
+            layers.append(build_norm_layer(norm_cfg, cout)[1])
+            if index < len(plan) - 1:
+                layers.append(nn.GELU())
+        super().__init__(*layers)
+
+
+class PatchEmbed(nn.Module):
+    """Image to stride-4 tokens through :class:`ConvStem`; returns (B, H/4, W/4, C)."""
+
+    def __init__(self, in_channels: int, embed_dim: int, norm_cfg: dict) -> None:
+        super().__init__()
+        self.proj = ConvStem(in_channels, embed_dim, norm_cfg)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (Tensor): (B, C_in, H, W). Returns (B, ceil(H/4), ceil(W/4), C)."""
+        return self.proj(x).permute(0, 2, 3, 1)
+
+
+class Downsample(nn.Module):
+    """3x3 stride-2 conv + BN between stages, on channels-last maps.
+
+    Args:
+        in_channels (int): Channels of the finished stage.
+        out_channels (int): Channels of the next stage.
+        norm_cfg (dict): Norm layer config.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, norm_cfg: dict) -> None:
+        super().__init__()
+        self.reduction = nn.Conv2d(in_channels, out_channels, 3, 2, 1)
+        self.norm = build_norm_layer(norm_cfg, out_channels)[1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (Tensor): (B, H, W, C). Returns (B, ceil(H/2), ceil(W/2), C_out)."""
+        return self.norm(self.reduction(x.permute(0, 3, 1, 2))).permute(0, 2, 3, 1)
+
+
+class ConvFFN(nn.Module):
+    """FFN with a 3x3 depthwise conv (and a residual around it) between its linear layers.
+
+    Args:
+        embed_dim (int): Channels in and out.
+        hidden_dim (int): Hidden channels.
+    """
+
+    def __init__(self, embed_dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(embed_dim, hidden_dim)
+        self.dwconv = DepthwiseConv2d(hidden_dim, 3)
+        self.fc2 = nn.Linear(hidden_dim, embed_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (Tensor): (B, H, W, C). Returns (B, H, W, C)."""
+        x = nn.functional.gelu(self.fc1(x))
+        return self.fc2(x + self.dwconv(x))
+
+
+class RetentionBlock(nn.Module):
+    """``x + CPE(x)``, then ``x + MaSA(LN(x))`` and ``x + FFN(LN(x))``, with optional layer scale.
+
+    Args:
+        embed_dim (int): Channels.
+        num_heads (int): Attention heads.
+        mlp_ratio (float): FFN hidden channels over ``embed_dim``.
+        decomposed (bool): Decomposed (per-axis) or full MaSA.
+        drop_path (float): Stochastic depth rate.
+        layer_scale (float | None): Initial layer-scale value, or None for no layer scale.
+        attn_impl (str): ``'fast'`` or ``'reference'``.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        mlp_ratio: float,
+        decomposed: bool,
+        drop_path: float = 0.0,
+        layer_scale: Optional[float] = None,
+        attn_impl: str = "fast",
+    ) -> None:
+        super().__init__()
+        self.pos = DepthwiseConv2d(embed_dim, 3)
+        self.retention_layer_norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.retention = ManhattanSelfAttention(embed_dim, num_heads, decomposed, attn_impl)
+        self.final_layer_norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.ffn = ConvFFN(embed_dim, int(mlp_ratio * embed_dim))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.layer_scale = layer_scale is not None
+        if self.layer_scale:
+            self.gamma_1 = nn.Parameter(torch.full((1, 1, 1, embed_dim), float(layer_scale)))
+            self.gamma_2 = nn.Parameter(torch.full((1, 1, 1, embed_dim), float(layer_scale)))
+
+    def forward(self, x: Tensor, tables) -> Tensor:
+        """x (Tensor): (B, H, W, C); tables: the stage's RetentionTables. Returns (B, H, W, C)."""
+        x = x + self.pos(x)
+        attn = self.retention(self.retention_layer_norm(x), tables)
+        ffn_in = x + self.drop_path(self.gamma_1 * attn if self.layer_scale else attn)
+        ffn = self.ffn(self.final_layer_norm(ffn_in))
+        return ffn_in + self.drop_path(self.gamma_2 * ffn if self.layer_scale else ffn)
+
+
+class RetentionStage(nn.Module):
+    """Blocks at one resolution sharing one set of position tables, then the downsampling.
+
+    Args:
+        embed_dim (int): Channels.
+        depth (int): Number of blocks.
+        num_heads (int): Heads.
+        mlp_ratio (float): FFN ratio.
+        decomposed (bool): Decomposed or full MaSA.
+        initial_value (float): Decay formula's ``a``.
+        heads_range (float): Decay formula's ``b``.
+        drop_paths (list[float]): Stochastic depth rate per block.
+        layer_scale (float | None): Layer-scale init, or None.
+        out_channels (int | None): Next stage's channels; None for the last stage.
+        norm_cfg (dict): Norm config of the downsampling BN.
+        with_cp (bool): Checkpoint every block to save memory.
+        attn_impl (str): ``'fast'`` or ``'reference'``.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        depth: int,
+        num_heads: int,
+        mlp_ratio: float,
+        decomposed: bool,
+        initial_value: float,
+        heads_range: float,
+        drop_paths: Sequence[float],
+        layer_scale: Optional[float],
+        out_channels: Optional[int],
+        norm_cfg: dict,
+        with_cp: bool = False,
+        attn_impl: str = "fast",
+    ) -> None:
+        super().__init__()
+        self.with_cp = with_cp
+        self.rel_pos = RetentionPosition(
+            embed_dim, num_heads, initial_value, heads_range, decomposed
+        )
+        self.blocks = nn.ModuleList(
+            RetentionBlock(
+                embed_dim, num_heads, mlp_ratio, decomposed, drop_paths[i], layer_scale, attn_impl
+            )
+            for i in range(depth)
+        )
+        self.downsample = (
+            Downsample(embed_dim, out_channels, norm_cfg) if out_channels is not None else None
+        )
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """x (Tensor): (B, H, W, C). Returns the stage output and the next stage's input."""
+        _, height, width, _ = x.shape
+        if self.blocks[0].retention.impl == "reference":
+            tables = self.rel_pos.compute(height, width, x.dtype)
+        else:
+            tables = self.rel_pos(height, width, x.dtype)
+        for block in self.blocks:
+            if self.with_cp and x.requires_grad:
+                x = cp.checkpoint(block, x, tables, use_reentrant=False)
+            else:
+                x = block(x, tables)
+        return x, (self.downsample(x) if self.downsample is not None else x)
+
+
+class RMT(BaseModule):
+    """RMT backbone for dense prediction: four stages of (decomposed) MaSA blocks.
+
+    Args:
+        arch (str | dict): ``'t'|'tiny'``, ``'s'|'small'``, ``'b'|'base'``, ``'l'|'large'``, or a
+            dict as described in :func:`resolve_arch`. Default: ``'t'``.
+        in_channels (int): Image channels. Default: 3.
+        out_indices (Sequence[int]): Stages whose (LayerNorm-ed) outputs are returned.
+            Default: (0, 1, 2, 3).
+        drop_path_rate (float | None): Stochastic depth rate; None takes the preset's
+            (T 0.1, S 0.15, B 0.4, L 0.5). Default: None.
+        layer_scale_init (float): Initial layer-scale value in stages that use it. Default: 1e-6.
+        frozen_stages (int): -1 freezes nothing, 0 the stem, ``i > 0`` the stem and stages
+            ``0..i-1`` with their downsampling and output norms. Default: -1.
+        norm_eval (bool): Keep BN layers in eval mode while training. Default: False.
+        with_cp (bool): Gradient checkpointing per block. Default: False.
+        norm_cfg (dict): Config of the BN layers of the stem and downsampling
+            (``dict(type='SyncBN')`` for multi-GPU). Default: ``dict(type='BN')``.
+        attn_impl (str): ``'fast'`` or ``'reference'`` MaSA (the same function). Default: 'fast'.
+        init_cfg (dict | list[dict] | None): ``dict(type='Pretrained', checkpoint=PATH)`` loads
+            the authors' ImageNet or detection/segmentation checkpoints (see
+            :func:`mmrmt.checkpoint.load_backbone_checkpoint`). Default: None.
+    """
+
+    num_stages = 4
+
+    def __init__(
+        self,
+        arch: Union[str, dict] = "t",
+        in_channels: int = 3,
+        out_indices: Sequence[int] = (0, 1, 2, 3),
+        drop_path_rate: Optional[float] = None,
+        layer_scale_init: float = 1e-6,
+        frozen_stages: int = -1,
+        norm_eval: bool = False,
+        with_cp: bool = False,
+        norm_cfg: Optional[dict] = None,
+        attn_impl: str = "fast",
+        init_cfg: Optional[Union[dict, List[dict]]] = None,
+    ) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.arch = resolve_arch(arch)
+        num_stages = len(self.arch["depths"])
+        self.num_stages = num_stages
+        out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
+        out_indices = [index + num_stages if index < 0 else index for index in out_indices]
+        bad = [index for index in out_indices if not 0 <= index < num_stages]
+        if bad or not out_indices:
+            raise ValueError(f"out_indices {out_indices} must lie in [0, {num_stages - 1}]")
+        if not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f"frozen_stages={frozen_stages} must lie in [-1, {num_stages}]")
+        if attn_impl not in ATTENTION_IMPLS:
+            raise ValueError(f"attn_impl must be one of {ATTENTION_IMPLS}, got {attn_impl!r}")
+        self.in_channels = in_channels
+        self.out_indices = tuple(sorted(set(out_indices)))
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        norm_cfg = norm_cfg or dict(type="BN", requires_grad=True)
+        if drop_path_rate is None:
+            drop_path_rate = self.arch["drop_path_rate"]
+        dims = self.arch["embed_dims"]
+        self.embed_dims = list(dims)
+
+        self.patch_embed = PatchEmbed(in_channels, dims[0], norm_cfg)
+        rates = torch.linspace(0, drop_path_rate, sum(self.arch["depths"])).tolist()
+        self.layers = nn.ModuleList()
+        for stage in range(num_stages):
+            start = sum(self.arch["depths"][:stage])
+            self.layers.append(
+                RetentionStage(
+                    embed_dim=dims[stage],
+                    depth=self.arch["depths"][stage],
+                    num_heads=self.arch["num_heads"][stage],
+                    mlp_ratio=self.arch["mlp_ratios"][stage],
+                    decomposed=self.arch["decomposed"][stage],
+                    initial_value=self.arch["initial_values"][stage],
+                    heads_range=self.arch["heads_ranges"][stage],
+                    drop_paths=rates[start : start + self.arch["depths"][stage]],
+                    layer_scale=layer_scale_init if self.arch["layer_scales"][stage] else None,
+                    out_channels=dims[stage + 1] if stage < num_stages - 1 else None,
+                    norm_cfg=norm_cfg,
+                    with_cp=with_cp,
+                    attn_impl=attn_impl,
+                )
+            )
+        # The authors' detection backbone normalises each output; ModuleDict keeps their
+        # ``extra_norms.N`` keys while building norms only for the returned stages.
+        self.extra_norms = nn.ModuleDict(
+            {str(index): nn.LayerNorm(dims[index]) for index in self.out_indices}
+        )
+        self._freeze_stages()
+
+    @property
+    def feature_info(self) -> List[dict]:
+        """Channels and stride of each returned output."""
+        return [
+            dict(num_chs=self.embed_dims[index], reduction=4 * 2**index, stage=index)
+            for index in self.out_indices
+        ]
+
+    def set_attention_impl(self, impl: str) -> None:
+        """Switch every block between ``'fast'`` and ``'reference'`` MaSA (same weights)."""
+        for module in self.modules():
+            if isinstance(module, ManhattanSelfAttention):
+                module.impl = impl
+
+    def init_weights(self) -> None:
+        """Initialise as the authors do, or load a checkpoint from ``init_cfg``.
+
+        ``init_cfg=dict(type='Pretrained', checkpoint=PATH[, prefix='backbone.'])`` goes through
+        :func:`mmrmt.checkpoint.load_backbone_checkpoint`, which understands the authors' layouts
+        and refuses a checkpoint that matches almost none of the weights.
+        """
+        init_cfg = self.init_cfg
+        if isinstance(init_cfg, dict) and init_cfg.get("type") == "Pretrained":
+            from ...checkpoint import load_backbone_checkpoint
+
+            self.apply(self._init_module)
+            load_backbone_checkpoint(
+                self,
+                init_cfg["checkpoint"],
+                prefix=init_cfg.get("prefix"),
+                map_location=init_cfg.get("map_location", "cpu"),
+            )
+            self._is_init = True
+            return
+        if init_cfg is None:
+            self.apply(self._init_module)
+            self._is_init = True
+            return
+        super().init_weights()
+
+    @staticmethod
+    def _init_module(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def _frozen_modules(self) -> List[nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        # frozen_stages=i freezes the stem and stages 0..i-1; their downsampling lives at the end
+        # of each stage, as in the authors' layout.
+        modules: List[nn.Module] = [self.patch_embed]
+        for stage in range(self.frozen_stages):
+            modules.append(self.layers[stage])
+            if str(stage) in self.extra_norms:
+                modules.append(self.extra_norms[str(stage)])
+        return modules
+
+    def _freeze_stages(self) -> None:
+        for module in self._frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> "RMT":
+        """Set training mode, keeping frozen stages and (with ``norm_eval``) BN layers in eval."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """Run the backbone.
+
+        Args:
+            x (Tensor): (B, in_channels, H, W) images, any H and W.
+
+        Returns:
+            tuple[Tensor]: For each index in ``out_indices``, (B, C_i, ceil(H / s_i), ... ) with
+            strides ``s_i`` = 4, 8, 16, 32 (each stride-2 conv rounds up).
+        """
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"RMT expects input of shape (B, {self.in_channels}, H, W), "
+                f"got {tuple(x.shape)} ({x.shape[1] if x.dim() == 4 else '?'} channels)"
+            )
+        x = self.patch_embed(x)
+        outs = []
+        for stage, layer in enumerate(self.layers):
+            stage_out, x = layer(x)
+            if stage in self.out_indices:
+                out = self.extra_norms[str(stage)](stage_out)
+                outs.append(out.permute(0, 3, 1, 2).contiguous())
+            if stage == self.out_indices[-1]:
+                break
+        return tuple(outs)

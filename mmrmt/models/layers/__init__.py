@@ -1,0 +1,24 @@
+"""Building blocks of RMT: position tables and Manhattan Self-Attention."""
+
+from .position import (
+    RetentionPosition,
+    RetentionTables,
+    axis_distance,
+    head_decay_rates,
+    manhattan_distance,
+    rotary_frequencies,
+)
+from .retention import DepthwiseConv2d, ManhattanSelfAttention, rotate_every_two, theta_shift
+
+__all__ = [
+    "DepthwiseConv2d",
+    "ManhattanSelfAttention",
+    "RetentionPosition",
+    "RetentionTables",
+    "axis_distance",
+    "head_decay_rates",
+    "manhattan_distance",
+    "rotary_frequencies",
+    "rotate_every_two",
+    "theta_shift",
+]

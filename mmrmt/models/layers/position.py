@@ -1,0 +1,165 @@
+"""Per-stage position tables of Manhattan Self-Attention: decay masks and rotary phases.
+
+RMT decays attention with the Manhattan distance between tokens: head ``h`` of ``H`` uses
+``gamma_h = 1 - 2 ** (-a - b * h / H)`` (``a`` the initial value, ``b`` the heads range) and adds
+``log(gamma_h) * (|y_n - y_m| + |x_n - x_m|)`` to the attention logits. Queries and keys also get
+RetNet's rotary "theta shift" over the raster index of the token.
+"""
+
+from collections import OrderedDict
+from typing import NamedTuple, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+
+def head_decay_rates(num_heads: int, initial_value: float, heads_range: float) -> Tensor:
+    """Return ``log(gamma_h)`` for every head.
+
+    Args:
+        num_heads (int): Number of heads ``H``.
+        initial_value (float): ``a`` in ``gamma_h = 1 - 2 ** (-a - b * h / H)``.
+        heads_range (float): ``b`` in the same formula.
+
+    Returns:
+        Tensor: (H,) float32, negative values.
+    """
+    head_index = torch.arange(num_heads, dtype=torch.float32)
+    return torch.log(1 - 2 ** (-initial_value - heads_range * head_index / num_heads))
+
+
+def rotary_frequencies(head_dim: int) -> Tensor:
+    """Return RetNet's rotary angle per channel of a head, each shared by a channel pair.
+
+    Args:
+        head_dim (int): Channels per head (even).
+
+    Returns:
+        Tensor: (head_dim,) float32 ``[f0, f0, f1, f1, ...]``.
+    """
+    frequencies = 1.0 / (10000 ** torch.linspace(0, 1, head_dim // 2))
+    return frequencies.repeat_interleave(2)
+
+
+def manhattan_distance(height: int, width: int) -> Tensor:
+    """Return the Manhattan distance between every pair of raster-ordered grid positions.
+
+    Args:
+        height (int): Grid height.
+        width (int): Grid width.
+
+    Returns:
+        Tensor: (height * width, height * width) float32.
+    """
+    rows = torch.arange(height, dtype=torch.float32)
+    cols = torch.arange(width, dtype=torch.float32)
+    grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1).reshape(-1, 2)
+    return (grid[:, None, :] - grid[None, :, :]).abs().sum(dim=-1)
+
+
+def axis_distance(length: int) -> Tensor:
+    """Return ``|i - j|`` for positions along one axis: (length, length) float32."""
+    index = torch.arange(length, dtype=torch.float32)
+    return (index[:, None] - index[None, :]).abs()
+
+
+class RetentionTables(NamedTuple):
+    """What one stage's attention needs for one input size.
+
+    Attributes:
+        sin (Tensor): (H, W, head_dim) rotary sines over the raster index.
+        cos (Tensor): (H, W, head_dim) rotary cosines.
+        decay_full (Tensor | None): (heads, H*W, H*W) ``log(gamma) * Manhattan distance``
+            for full MaSA; None for the decomposed form.
+        decay_height (Tensor | None): (heads, H, H) 1-D decay along the height.
+        decay_width (Tensor | None): (heads, W, W) 1-D decay along the width.
+    """
+
+    sin: Tensor
+    cos: Tensor
+    decay_full: Optional[Tensor]
+    decay_height: Optional[Tensor]
+    decay_width: Optional[Tensor]
+
+
+class RetentionPosition(nn.Module):
+    """Build (and cache) the decay masks and rotary tables of one stage.
+
+    The tables depend only on the stage's settings and the feature size, so they are computed
+    once per size, device and dtype and shared by every block of the stage. The decay rates and
+    angles are derived from the settings, so they are not part of the state dict.
+
+    Args:
+        embed_dim (int): Channels of the stage.
+        num_heads (int): Heads of the stage.
+        initial_value (float): ``a`` of the decay formula. Default: 2.
+        heads_range (float): ``b`` of the decay formula. Default: 4.
+        decomposed (bool): Build 1-D masks per axis instead of the full 2-D one.
+        cache_size (int): How many input sizes to keep tables for. Default: 4.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        initial_value: float = 2.0,
+        heads_range: float = 4.0,
+        decomposed: bool = False,
+        cache_size: int = 4,
+    ) -> None:
+        super().__init__()
+        self.decomposed = decomposed
+        self.cache_size = cache_size
+        self.register_buffer(
+            "decay", head_decay_rates(num_heads, initial_value, heads_range), persistent=False
+        )
+        self.register_buffer("angle", rotary_frequencies(embed_dim // num_heads), persistent=False)
+        self._cache: OrderedDict[tuple, RetentionTables] = OrderedDict()
+
+    def compute(self, height: int, width: int, dtype: torch.dtype) -> RetentionTables:
+        """Compute the tables for an ``height`` x ``width`` feature map, without caching.
+
+        Phases are computed in float32 (as the authors do) and then cast to ``dtype``.
+        """
+        decay = self.decay.float()
+        index = torch.arange(height * width, device=decay.device, dtype=torch.float32)
+        phase = (index[:, None] * self.angle.float()[None, :]).reshape(height, width, -1)
+        sin, cos = torch.sin(phase).to(dtype), torch.cos(phase).to(dtype)
+        if self.decomposed:
+            decay_height = decay[:, None, None] * axis_distance(height).to(decay.device)
+            decay_width = decay[:, None, None] * axis_distance(width).to(decay.device)
+            return RetentionTables(sin, cos, None, decay_height.to(dtype), decay_width.to(dtype))
+        decay_full = decay[:, None, None] * manhattan_distance(height, width).to(decay.device)
+        return RetentionTables(sin, cos, decay_full.to(dtype), None, None)
+
+    @torch.no_grad()
+    def forward(self, height: int, width: int, dtype: torch.dtype) -> RetentionTables:
+        """Return the cached tables for this size, device and dtype, computing them if new.
+
+        Args:
+            height (int): Feature height.
+            width (int): Feature width.
+            dtype (torch.dtype): dtype the attention runs in.
+
+        Returns:
+            RetentionTables: tables on the buffers' device.
+        """
+        key: Tuple = (height, width, self.decay.device, dtype)
+        tables = self._cache.get(key)
+        if tables is None:
+            tables = self.compute(height, width, dtype)
+            self._cache[key] = tables
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return tables
+
+    def clear_cache(self) -> None:
+        """Drop every cached table (e.g. to free memory after a large input)."""
+        self._cache.clear()
+
+    def _apply(self, fn, recurse=True):
+        # .to()/.cuda()/.half() change the buffers: tables built from the old ones are stale.
+        self.clear_cache()
+        return super()._apply(fn, recurse)
