@@ -1,0 +1,72 @@
+"""Atomic local writes for mmengine, so a kill during a checkpoint save loses nothing.
+
+mmengine writes checkpoints (and the ``last_checkpoint`` pointer that ``--resume`` follows) with
+``LocalBackend.put``, which opens the final path and writes into it: a run killed mid-save leaves
+a truncated file, possibly its only checkpoint. :class:`AtomicLocalBackend` writes to a temporary
+file in the same folder, flushes it to disk and renames it over the target (``os.replace`` is
+atomic on POSIX and Windows), so every path mmengine can see holds a complete file.
+"""
+
+import glob
+import os
+import os.path as osp
+import tempfile
+from pathlib import Path
+from typing import Union
+
+from mmengine.fileio import io as mmengine_io
+from mmengine.fileio.backends import LocalBackend, register_backend
+
+TEMP_SUFFIX = ".partial"
+
+
+def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
+    """Write ``data`` to ``filepath`` so that readers see the old file or the whole new one.
+
+    Args:
+        data (bytes): File content.
+        filepath (str | Path): Destination; its folder is created if missing.
+    """
+    filepath = str(filepath)
+    folder = osp.dirname(osp.abspath(filepath))
+    os.makedirs(folder, exist_ok=True)
+    prefix = f".{osp.basename(filepath)}."
+    # A run killed during an earlier write of this file leaves its temporary file behind.
+    for stale in glob.glob(osp.join(folder, glob.escape(prefix) + "*" + TEMP_SUFFIX)):
+        os.remove(stale)
+    handle, temp_path = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=folder)
+    try:
+        # mkstemp creates 0600 files; give the result the permissions open() would have.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp_path, 0o666 & ~umask)
+        with os.fdopen(handle, "wb") as temp_file:
+            temp_file.write(data)
+            temp_file.flush()
+            os.fsync(temp_file.fileno())
+        os.replace(temp_path, filepath)
+    except BaseException:
+        if osp.exists(temp_path):
+            os.remove(temp_path)
+        raise
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend with atomic ``put`` and ``put_text``."""
+
+    def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
+        """Write bytes to ``filepath`` atomically."""
+        atomic_write_bytes(obj, filepath)
+
+    def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = "utf-8") -> None:
+        """Write text to ``filepath`` atomically."""
+        atomic_write_bytes(obj.encode(encoding), filepath)
+
+
+def register_atomic_local_backend() -> None:
+    """Make :class:`AtomicLocalBackend` mmengine's backend for local paths."""
+    register_backend("local", AtomicLocalBackend, force=True, prefixes="")
+    # get_file_backend caches instances: drop plain LocalBackends created before this call.
+    for key, backend in list(mmengine_io.backend_instances.items()):
+        if type(backend) is LocalBackend:
+            del mmengine_io.backend_instances[key]
