@@ -12,7 +12,7 @@ install: $(STAMP)
 
 # mmcv 2.1.0 ships only sources: it is compiled with ops against the venv's torch, without build
 # isolation, and its setup.py imports pkg_resources, so setuptools<70 is installed for that build
-# (pip warns that torch wants a newer one; the next step restores it). pip's wheel cache makes a
+# (pip warns that torch wants a newer one; the next step installs the pinned one). pip's wheel cache makes a
 # second install fast.
 $(STAMP): requirements.txt setup.py
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
