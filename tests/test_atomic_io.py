@@ -64,3 +64,17 @@ def test_sigkill_during_saves_never_leaves_a_corrupt_checkpoint(tmp_path):
         loaded = torch.load(target)
         assert loaded["state_dict"]["w"].numel() == 12_000_000
         assert isinstance(loaded["meta"]["iter"], int)
+
+
+def test_stale_temp_files_of_dead_writers_are_removed_live_ones_kept(tmp_path):
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_temp = tmp_path / f".metrics.json.{dead.stdout.strip()}.abc.partial"
+    live_temp = tmp_path / f".metrics.json.{os.getppid()}.def.partial"
+    dead_temp.write_bytes(b"half")
+    live_temp.write_bytes(b"writing")
+    atomic_write_bytes(b"{}", tmp_path / "metrics.json")
+    assert not dead_temp.exists()
+    assert live_temp.exists()
+    assert (tmp_path / "metrics.json").read_bytes() == b"{}"

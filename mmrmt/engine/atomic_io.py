@@ -7,6 +7,7 @@ file in the same folder, flushes it to disk and renames it over the target (``os
 atomic on POSIX and Windows), so every path mmengine can see holds a complete file.
 """
 
+import contextlib
 import glob
 import os
 import os.path as osp
@@ -31,10 +32,12 @@ def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
     folder = osp.dirname(osp.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
     prefix = f".{osp.basename(filepath)}."
-    # A run killed during an earlier write of this file leaves its temporary file behind.
-    for stale in glob.glob(osp.join(folder, glob.escape(prefix) + "*" + TEMP_SUFFIX)):
-        os.remove(stale)
-    handle, temp_path = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=folder)
+    _remove_stale_temp_files(folder, prefix)
+    # The pid in the name tells later writers whether the file's owner is still alive: several
+    # ranks of a distributed run may write the same path at once.
+    handle, temp_path = tempfile.mkstemp(
+        prefix=f"{prefix}{os.getpid()}.", suffix=TEMP_SUFFIX, dir=folder
+    )
     try:
         # mkstemp creates 0600 files; give the result the permissions open() would have.
         umask = os.umask(0)
@@ -49,6 +52,26 @@ def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
         if osp.exists(temp_path):
             os.remove(temp_path)
         raise
+
+
+def _remove_stale_temp_files(folder: str, prefix: str) -> None:
+    """Delete temporary files that killed writers of this path left behind."""
+    for stale in glob.glob(osp.join(folder, glob.escape(prefix) + "*" + TEMP_SUFFIX)):
+        owner = osp.basename(stale)[len(prefix) :].split(".")[0]
+        if owner.isdigit() and _process_alive(int(owner)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(stale)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 class AtomicLocalBackend(LocalBackend):
