@@ -1,0 +1,10 @@
+# Cascade Mask R-CNN RMT-B 3x + multi-scale on COCO (paper: 54.5 box AP / 47.2 mask AP, 111M params).
+_base_ = "./_base_/cascade_maskrcnn_rmt_3x_ms.py"
+
+model = dict(
+    backbone=dict(arch="b", init_cfg=dict(checkpoint="checkpoints/RMT-B.pth")),
+    neck=dict(in_channels=[80, 160, 320, 512]),
+)
+
+# The authors train RMT-B with half the learning rate here.
+optim_wrapper = dict(optimizer=dict(lr=2e-4))
