@@ -26,7 +26,7 @@ $(STAMP): requirements.txt setup.py
 test: install toy-data
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q tests
 
 lint: install
 	$(VENV)/bin/ruff check .
