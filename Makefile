@@ -23,6 +23,8 @@ $(STAMP): requirements.txt setup.py
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# One OpenMP thread per test process: the suite starts training subprocesses, and two threads
+# each on a 2-core machine oversubscribe it (steps up to 20x slower under load).
 test: install toy-data
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
