@@ -7,8 +7,8 @@ the unit of the paper's table. It counts convolutions, linear layers, every matr
 (``matmul``/``bmm``/``einsum``: the attention's Q K^T and weights @ V), norm layers and
 upsampling; element-wise ops (softmax, GELU, additions, the decay-mask addition) are not
 counted, as in fvcore. The backbone runs its step-by-step ``'reference'`` attention so the count
-follows the paper's arithmetic (the ``'fast'`` path computes the rotary pair swap with a wider
-projection and calls a fused attention kernel the counter does not see).
+follows the paper's arithmetic (the ``'fast'`` path calls a fused attention kernel the counter
+does not see).
 
 The input is one random image of ``--shape H W`` (default 1280 x 800, the paper's detection
 setting; segmentation used 512 x 512). Two-stage detectors run their RoI heads on the RPN's

@@ -296,6 +296,9 @@ class RetentionStage(nn.Module):
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """x (Tensor): (B, H, W, C). Returns the stage output and the next stage's input."""
         _, height, width, _ = x.shape
+        # The stem hands over a permuted NCHW map; without one copy here every LayerNorm and
+        # residual add of the stage would work on (and copy) strided (B, H, W, C) views.
+        x = x.contiguous()
         if self.blocks[0].retention.impl == "reference":
             tables = self.rel_pos.compute(height, width, x.dtype)
         else:
@@ -372,7 +375,7 @@ class RMT(BaseModule):
         self.embed_dims = list(dims)
 
         self.patch_embed = PatchEmbed(in_channels, dims[0], norm_cfg)
-        rates = torch.linspace(0, drop_path_rate, sum(self.arch["depths"])).tolist()
+        rates = torch.linspace(0, drop_path_rate, sum(self.arch["depths"]), device="cpu").tolist()
         self.layers = nn.ModuleList()
         for stage in range(num_stages):
             start = sum(self.arch["depths"][:stage])

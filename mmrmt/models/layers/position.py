@@ -41,26 +41,33 @@ def rotary_frequencies(head_dim: int) -> Tensor:
     return frequencies.repeat_interleave(2)
 
 
-def manhattan_distance(height: int, width: int) -> Tensor:
+def manhattan_distance(height: int, width: int, device: Optional[torch.device] = None) -> Tensor:
     """Return the Manhattan distance between every pair of raster-ordered grid positions.
 
     Args:
         height (int): Grid height.
         width (int): Grid width.
+        device (torch.device | None): Where to build it (CPU by default).
 
     Returns:
         Tensor: (height * width, height * width) float32.
     """
-    rows = torch.arange(height, dtype=torch.float32)
-    cols = torch.arange(width, dtype=torch.float32)
+    rows = torch.arange(height, dtype=torch.float32, device=device)
+    cols = torch.arange(width, dtype=torch.float32, device=device)
     grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1).reshape(-1, 2)
     return (grid[:, None, :] - grid[None, :, :]).abs().sum(dim=-1)
 
 
-def axis_distance(length: int) -> Tensor:
+def axis_distance(length: int, device: Optional[torch.device] = None) -> Tensor:
     """Return ``|i - j|`` for positions along one axis: (length, length) float32."""
-    index = torch.arange(length, dtype=torch.float32)
+    index = torch.arange(length, dtype=torch.float32, device=device)
     return (index[:, None] - index[None, :]).abs()
+
+
+# 512 MiB keeps the fp32 full mask of RMT-T's third stage at detection sizes up to 800x1216
+# (8 heads x 3800^2 tokens, 462 MB): one fused attention call over a cached mask is about 1.3x
+# faster on CPU than building the mask blockwise in every block; beyond it memory comes first.
+FULL_MASK_LIMIT = 512 * 2**20
 
 
 class RetentionTables(NamedTuple):
@@ -70,16 +77,22 @@ class RetentionTables(NamedTuple):
         sin (Tensor): (H, W, head_dim) rotary sines over the raster index.
         cos (Tensor): (H, W, head_dim) rotary cosines.
         decay_full (Tensor | None): (heads, H*W, H*W) ``log(gamma) * Manhattan distance``
-            for full MaSA; None for the decomposed form.
-        decay_height (Tensor | None): (heads, H, H) 1-D decay along the height.
-        decay_width (Tensor | None): (heads, W, W) 1-D decay along the width.
+            for full MaSA; None for the decomposed form, and for a full stage whose mask would
+            exceed the cache's ``full_mask_limit`` (the fast path then builds it blockwise from
+            the two axis tables).
+        decay_height (Tensor): (heads, H, H) 1-D decay along the height.
+        decay_width (Tensor): (heads, W, W) 1-D decay along the width. The full mask is
+            ``decay_height[:, yq, yk] + decay_width[:, xq, xk]``.
+        rotation (Tensor | None): (H, W, head_dim / 2) ``cos + i sin`` of each channel pair,
+            complex; None for dtypes without a complex counterpart (bf16).
     """
 
     sin: Tensor
     cos: Tensor
     decay_full: Optional[Tensor]
-    decay_height: Optional[Tensor]
-    decay_width: Optional[Tensor]
+    decay_height: Tensor
+    decay_width: Tensor
+    rotation: Optional[Tensor]
 
 
 class RetentionPosition(nn.Module):
@@ -96,6 +109,10 @@ class RetentionPosition(nn.Module):
         heads_range (float): ``b`` of the decay formula. Default: 4.
         decomposed (bool): Build 1-D masks per axis instead of the full 2-D one.
         cache_size (int): How many input sizes to keep tables for. Default: 4.
+        full_mask_limit (int): Largest full mask, in bytes, that is built and cached; the fast
+            attention builds larger ones blockwise from the axis tables. The cache also drops its
+            oldest sizes while it holds more than this many bytes, so a few large inputs cannot
+            pin several masks. Default: :data:`FULL_MASK_LIMIT`.
     """
 
     def __init__(
@@ -106,31 +123,56 @@ class RetentionPosition(nn.Module):
         heads_range: float = 4.0,
         decomposed: bool = False,
         cache_size: int = 4,
+        full_mask_limit: int = FULL_MASK_LIMIT,
     ) -> None:
         super().__init__()
         self.decomposed = decomposed
         self.cache_size = cache_size
+        self.full_mask_limit = full_mask_limit
         self.register_buffer(
             "decay", head_decay_rates(num_heads, initial_value, heads_range), persistent=False
         )
         self.register_buffer("angle", rotary_frequencies(embed_dim // num_heads), persistent=False)
         self._cache: OrderedDict[tuple, RetentionTables] = OrderedDict()
 
-    def compute(self, height: int, width: int, dtype: torch.dtype) -> RetentionTables:
+    def compute(
+        self,
+        height: int,
+        width: int,
+        dtype: torch.dtype,
+        full_mask_limit: Optional[int] = None,
+    ) -> RetentionTables:
         """Compute the tables for an ``height`` x ``width`` feature map, without caching.
 
         Phases are computed in float32 (as the authors do) and then cast to ``dtype``.
+
+        Args:
+            height (int): Feature height.
+            width (int): Feature width.
+            dtype (torch.dtype): dtype of the returned tables.
+            full_mask_limit (int | None): For a full stage, skip ``decay_full`` when it would
+                take more bytes than this; None always builds it.
+
+        Returns:
+            RetentionTables: tables on the buffers' device.
         """
         decay = self.decay.float()
-        index = torch.arange(height * width, device=decay.device, dtype=torch.float32)
+        device = decay.device
+        index = torch.arange(height * width, device=device, dtype=torch.float32)
         phase = (index[:, None] * self.angle.float()[None, :]).reshape(height, width, -1)
         sin, cos = torch.sin(phase).to(dtype), torch.cos(phase).to(dtype)
-        if self.decomposed:
-            decay_height = decay[:, None, None] * axis_distance(height).to(decay.device)
-            decay_width = decay[:, None, None] * axis_distance(width).to(decay.device)
-            return RetentionTables(sin, cos, None, decay_height.to(dtype), decay_width.to(dtype))
-        decay_full = decay[:, None, None] * manhattan_distance(height, width).to(decay.device)
-        return RetentionTables(sin, cos, decay_full.to(dtype), None, None)
+        decay_height = (decay[:, None, None] * axis_distance(height, device)).to(dtype)
+        decay_width = (decay[:, None, None] * axis_distance(width, device)).to(dtype)
+        decay_full = None
+        mask_bytes = decay.numel() * (height * width) ** 2 * decay_height.element_size()
+        if not self.decomposed and (full_mask_limit is None or mask_bytes <= full_mask_limit):
+            distance = manhattan_distance(height, width, device)
+            decay_full = (decay[:, None, None] * distance).to(dtype)
+        rotation = None
+        if dtype in (torch.float32, torch.float64):
+            # Both channels of a pair share one angle.
+            rotation = torch.complex(cos[..., 0::2], sin[..., 0::2])
+        return RetentionTables(sin, cos, decay_full, decay_height, decay_width, rotation)
 
     @torch.no_grad()
     def forward(self, height: int, width: int, dtype: torch.dtype) -> RetentionTables:
@@ -147,13 +189,24 @@ class RetentionPosition(nn.Module):
         key: Tuple = (height, width, self.decay.device, dtype)
         tables = self._cache.get(key)
         if tables is None:
-            tables = self.compute(height, width, dtype)
+            tables = self.compute(height, width, dtype, self.full_mask_limit)
             self._cache[key] = tables
-            while len(self._cache) > self.cache_size:
+            while len(self._cache) > self.cache_size or (
+                len(self._cache) > 1 and self.cached_bytes() > self.full_mask_limit
+            ):
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(key)
         return tables
+
+    def cached_bytes(self) -> int:
+        """Bytes held by the cached tables."""
+        return sum(
+            table.numel() * table.element_size()
+            for tables in self._cache.values()
+            for table in tables
+            if table is not None
+        )
 
     def clear_cache(self) -> None:
         """Drop every cached table (e.g. to free memory after a large input)."""

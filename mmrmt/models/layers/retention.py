@@ -9,9 +9,20 @@ Both forms share one set of weights in the authors' layout (``q_proj``, ``k_proj
 
 with rotary phases on Q and K and LePE (a 5x5 depthwise conv of V) added to the output.
 ``impl='reference'`` follows the formulas step by step (the correctness oracle and benchmark
-baseline); ``impl='fast'`` fuses the projections, folds the key scaling and the rotary pair swap
-into the projection weights and runs both attention passes through
-``scaled_dot_product_attention`` with the decay as an additive mask.
+baseline). ``impl='fast'`` computes the same function with:
+
+* one fused Q/K/V projection, whose output is only ever viewed as (B, H, W, heads, d), never
+  permuted: the attention kernels read strided inputs;
+* the rotary phases as one complex multiplication per tensor (:func:`rotate`);
+* the decay and rotary tables cached per stage, input size, device and dtype
+  (:class:`~mmrmt.models.layers.position.RetentionPosition`);
+* ``scaled_dot_product_attention`` with the decay as an additive 4-D mask, which selects the
+  fused flash kernel on CPU (never materialising the attention weights) and the
+  memory-efficient or cuDNN kernel on CUDA;
+* for full MaSA over many tokens, the decay mask built blockwise from the two axis tables
+  (:func:`blockwise_full_attention`) instead of a (heads, HW, HW) table.
+
+The benchmark, ``tools/benchmark.py``, and ``docs/benchmarks.md`` compare the two.
 """
 
 import torch
@@ -138,72 +149,154 @@ class ManhattanSelfAttention(nn.Module):
         return self.out_proj(out + lepe)
 
     # -- fast ---------------------------------------------------------------------------------
-    def _fused_qkv_weights(self) -> tuple:
-        """Stack [q, rot(q), k*s, rot(k)*s, v] projections so one matmul gives all five.
-
-        ``rotate_every_two`` is linear per output channel pair, so it can be applied to the
-        weight rows instead of the activations; the key scaling folds in the same way.
-        """
-        k_weight = self.k_proj.weight * self.scaling
-        k_bias = self.k_proj.bias * self.scaling
-        weight = torch.cat(
-            (
-                self.q_proj.weight,
-                rotate_every_two(self.q_proj.weight.t()).t(),
-                k_weight,
-                rotate_every_two(k_weight.t()).t(),
-                self.v_proj.weight,
-            )
-        )
-        bias = torch.cat(
-            (
-                self.q_proj.bias,
-                rotate_every_two(self.q_proj.bias),
-                k_bias,
-                rotate_every_two(k_bias),
-                self.v_proj.bias,
-            )
-        )
-        return weight, bias
-
     def forward_fast(self, x: Tensor, tables: RetentionTables) -> Tensor:
         """Fused MaSA; the same function as :meth:`forward_reference`."""
         batch, height, width, channels = x.shape
-        heads, head_dim = self.num_heads, self.head_dim
-        weight, bias = self._fused_qkv_weights()
-        q, q_rot, k, k_rot, v = F.linear(x, weight, bias).split(channels, dim=-1)
-        sin = tables.sin.repeat(1, 1, heads)  # (H, W, C): the same phases for every head
-        cos = tables.cos.repeat(1, 1, heads)
-        q = torch.addcmul(q * cos, q_rot, sin).view(batch, height, width, heads, head_dim)
-        k = torch.addcmul(k * cos, k_rot, sin).view(batch, height, width, heads, head_dim)
+        weight = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))
+        bias = torch.cat((self.q_proj.bias, self.k_proj.bias, self.v_proj.bias))
+        q, k, v = F.linear(x, weight, bias).split(channels, dim=-1)
+        # (B, H, W, heads, d) views throughout: the attention kernels read strided inputs, so
+        # heads never need a permute copy.
+        split = (batch, height, width, self.num_heads, self.head_dim)
+        q, k = rotate(q.view(split), tables), rotate(k.view(split), tables)
         lepe = self.lepe(v)
-        v = v.view(batch, height, width, heads, head_dim)
+        v = v.view(split)
         if self.decomposed:
-            # Along the width: (B*H, heads, W, d).
-            def rows(t: Tensor) -> Tensor:
-                return t.permute(0, 1, 3, 2, 4).reshape(batch * height, heads, width, head_dim)
-
-            # Along the height: (B*W, heads, H, d).
-            def cols(t: Tensor) -> Tensor:
-                return t.permute(0, 2, 3, 1, 4).reshape(batch * width, heads, height, head_dim)
-
-            out = F.scaled_dot_product_attention(
-                rows(q), rows(k), rows(v), attn_mask=tables.decay_width, scale=1.0
+            out = decomposed_attention(
+                q, k, v, tables.decay_height, tables.decay_width, self.scaling
             )
-            out = out.view(batch, height, heads, width, head_dim).permute(0, 3, 2, 1, 4)
-            out = out.reshape(batch * width, heads, height, head_dim)
-            out = F.scaled_dot_product_attention(
-                cols(q), cols(k), out, attn_mask=tables.decay_height, scale=1.0
-            )
-            out = out.view(batch, width, heads, height, head_dim).permute(0, 3, 1, 2, 4)
+        elif tables.decay_full is not None:
+            out = full_attention(q, k, v, tables.decay_full, self.scaling)
         else:
-
-            def tokens(t: Tensor) -> Tensor:
-                return t.flatten(1, 2).transpose(1, 2)  # (B, heads, HW, d)
-
-            out = F.scaled_dot_product_attention(
-                tokens(q), tokens(k), tokens(v), attn_mask=tables.decay_full, scale=1.0
+            out = blockwise_full_attention(
+                q, k, v, tables.decay_height, tables.decay_width, self.scaling
             )
-            out = out.transpose(1, 2)
-        out = out.reshape(batch, height, width, channels)
-        return self.out_proj(out + lepe)
+        # ``lepe`` first: the sum takes its (contiguous) layout, which ``out_proj`` needs.
+        return self.out_proj(lepe + out.reshape(batch, height, width, channels))
+
+
+def rotate(x: Tensor, tables: RetentionTables) -> Tensor:
+    """Apply the rotary phases to (B, H, W, heads, d) queries or keys.
+
+    The theta shift turns each channel pair by the token's angle, i.e. multiplies it as a
+    complex number by ``cos + i sin``: one pass over ``x`` instead of the five of
+    :func:`theta_shift`. dtypes without a complex counterpart (bf16) use :func:`theta_shift`.
+
+    Args:
+        x (Tensor): (B, H, W, heads, d), the channels of a pair adjacent.
+        tables (RetentionTables): the stage's tables for (H, W).
+
+    Returns:
+        Tensor: (B, H, W, heads, d).
+    """
+    if tables.rotation is not None and x.dtype == tables.sin.dtype:
+        pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))
+        return torch.view_as_real(pairs * tables.rotation[:, :, None]).flatten(-2)
+    return theta_shift(x, tables.sin[:, :, None], tables.cos[:, :, None])
+
+
+# -- fast attention kernels over (B, H, W, heads, d) maps ------------------------------------------
+# ``scaled_dot_product_attention`` takes (batch, heads, tokens, d) views with any strides. On CPU
+# it runs a fused, memory-efficient (flash) kernel only when the float mask is 4-D (a 3-D mask
+# falls back to the unfused math path, which materialises the weights); CUDA picks its
+# memory-efficient kernel (fp32) or cuDNN attention (bf16), both taking the decay as an additive
+# bias. SDPA scales the logits before adding the mask, as MaSA does.
+
+
+def _attend(queries: Tensor, keys: Tensor, values: Tensor, decay: Tensor, scale: float) -> Tensor:
+    """SDPA over (N, heads, L, d) views with a (heads, Lq, Lk) decay; returns (N, Lq, heads, d)."""
+    out = F.scaled_dot_product_attention(queries, keys, values, attn_mask=decay[None], scale=scale)
+    return out.transpose(1, 2)
+
+
+def decomposed_attention(
+    q: Tensor, k: Tensor, v: Tensor, decay_height: Tensor, decay_width: Tensor, scale: float
+) -> Tensor:
+    """Attend along the width with ``decay_width``, then along the height with ``decay_height``.
+
+    Args:
+        q, k, v (Tensor): (B, H, W, heads, d) rotated queries and keys, values.
+        decay_height (Tensor): (heads, H, H).
+        decay_width (Tensor): (heads, W, W).
+        scale (float): Logit scaling, ``head_dim ** -0.5``.
+
+    Returns:
+        Tensor: (B, H, W, heads, d), possibly non-contiguous.
+    """
+    batch, height, width, heads, head_dim = q.shape
+
+    def rows(t: Tensor) -> Tensor:  # (B*H, heads, W, d): a view
+        return t.reshape(batch * height, width, heads, head_dim).transpose(1, 2)
+
+    def columns(t: Tensor) -> Tensor:  # (B*W, heads, H, d): a view when B == 1
+        return t.transpose(1, 2).reshape(batch * width, height, heads, head_dim).transpose(1, 2)
+
+    out = _attend(rows(q), rows(k), rows(v), decay_width, scale).reshape(q.shape)
+    out = _attend(columns(q), columns(k), columns(out), decay_height, scale)
+    return out.reshape(batch, width, height, heads, head_dim).transpose(1, 2)
+
+
+def full_attention(q: Tensor, k: Tensor, v: Tensor, decay_full: Tensor, scale: float) -> Tensor:
+    """Attend over all tokens with a precomputed (heads, HW, HW) decay.
+
+    Args:
+        q, k, v (Tensor): (B, H, W, heads, d).
+        decay_full (Tensor): (heads, HW, HW).
+        scale (float): Logit scaling.
+
+    Returns:
+        Tensor: (B, HW, heads, d).
+    """
+
+    def tokens(t: Tensor) -> Tensor:  # (B, heads, HW, d): a view
+        return t.flatten(1, 2).transpose(1, 2)
+
+    return _attend(tokens(q), tokens(k), tokens(v), decay_full, scale)
+
+
+# On CPU a query block's mask stays within glibc's heap (mmap threshold <= 32 MiB) and near the
+# caches; bigger, freshly mapped blocks cost a page fault per 4 KiB on every call. On a GPU, fewer
+# and larger blocks keep the kernel launches few.
+BLOCK_MASK_BYTES = 16 * 2**20
+ACCELERATOR_BLOCK_MASK_BYTES = 256 * 2**20
+
+
+def blockwise_full_attention(
+    q: Tensor, k: Tensor, v: Tensor, decay_height: Tensor, decay_width: Tensor, scale: float
+) -> Tensor:
+    """Full attention without the (heads, HW, HW) mask: one block of query rows at a time.
+
+    The Manhattan decay splits over the axes, ``decay_height[:, yq, yk] + decay_width[:, xq, xk]``,
+    so each block's mask is one broadcast add of the two small axis tables.
+
+    Args:
+        q, k, v (Tensor): (B, H, W, heads, d).
+        decay_height (Tensor): (heads, H, H).
+        decay_width (Tensor): (heads, W, W).
+        scale (float): Logit scaling.
+
+    Returns:
+        Tensor: (B, HW, heads, d).
+    """
+    batch, height, width, heads, head_dim = q.shape
+    tokens = height * width
+    row_bytes = heads * width * tokens * q.element_size()
+    budget = BLOCK_MASK_BYTES if q.device.type == "cpu" else ACCELERATOR_BLOCK_MASK_BYTES
+    rows_per_block = max(1, budget // row_bytes)
+    keys = k.flatten(1, 2).transpose(1, 2)
+    values = v.flatten(1, 2).transpose(1, 2)
+    # Without autograd one mask buffer serves every block; with it each block's mask is saved
+    # for the backward pass, so it needs its own.
+    reuse = not torch.is_grad_enabled()
+    buffer = q.new_empty(heads, rows_per_block, width, height, width) if reuse else None
+    blocks = []
+    for start in range(0, height, rows_per_block):
+        stop = min(start + rows_per_block, height)
+        mask_parts = (decay_height[:, start:stop, None, :, None], decay_width[:, None, :, None, :])
+        if reuse:
+            mask = torch.add(*mask_parts, out=buffer[:, : stop - start])
+        else:
+            mask = torch.add(*mask_parts)
+        queries = q[:, start:stop].flatten(1, 2).transpose(1, 2)
+        blocks.append(_attend(queries, keys, values, mask.view(heads, -1, tokens), scale))
+    return torch.cat(blocks, dim=1)
