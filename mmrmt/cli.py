@@ -21,6 +21,7 @@ from mmengine.registry import MODEL_WRAPPERS
 from mmengine.runner import Runner
 
 from .checkpoint import CheckpointError
+from .checkpoint.loading import is_missing_local_file
 
 #: Environment variable that, like ``--debug``, shows the traceback of a user error.
 DEBUG_ENV = "MMRMT_DEBUG"
@@ -182,7 +183,7 @@ def check_data_files(cfg: Config, sections: Sequence[str]) -> None:
 
 def check_checkpoint_file(path: Optional[str], role: str, remedy: str) -> None:
     """Raise a :class:`UserError` naming ``path`` when a local checkpoint file is missing."""
-    if path and "://" not in path and not os.path.isfile(path):
+    if path and is_missing_local_file(path):
         raise UserError(f"{role} not found: {path}. {remedy}")
 
 

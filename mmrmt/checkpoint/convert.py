@@ -17,6 +17,8 @@ import torch
 from torch import Tensor
 
 CLASSIFIER_PREFIXES = ("proj.", "norm.", "head.", "swish.", "avgpool.")
+#: Where detectors and segmentors keep their backbone's weights.
+BACKBONE_PREFIX = "backbone."
 _RELPOS_KEY = re.compile(r"^layers\.(\d+)\.Relpos\.(decay|angle)$")
 
 

@@ -23,12 +23,17 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from torch import Tensor
 
-from ..models.backbones.rmt import ARCH_SETTINGS
+from ..models.backbones.rmt import ARCH_SETTINGS, resolve_arch
 from ..models.layers.position import head_decay_rates
-from .convert import convert_authors_backbone, extract_state_dict, mismatched_decays
+from .convert import (
+    BACKBONE_PREFIX,
+    convert_authors_backbone,
+    extract_state_dict,
+    mismatched_decays,
+    strip_prefix,
+)
 from .loading import CheckpointError
 
-BACKBONE_PREFIX = "backbone."
 #: One name per preset (ARCH_SETTINGS also holds the long aliases).
 PRESET_NAMES = ("t", "s", "b", "l")
 _BLOCK_KEY = re.compile(r"^layers\.(\d+)\.blocks\.(\d+)\.")
@@ -77,12 +82,11 @@ def identify_arch(state_dict: Mapping[str, Tensor]) -> Optional[str]:
 
 def preset_decay_rates(arch: str) -> List[Tensor]:
     """Per-stage ``log(gamma)`` of every head of a preset, as the authors' buffers hold them."""
-    preset = ARCH_SETTINGS[arch]
-    initial_values = preset.get("initial_values", [2.0] * len(preset["depths"]))
+    preset = resolve_arch(arch)
     return [
         head_decay_rates(heads, initial, heads_range)
         for heads, initial, heads_range in zip(
-            preset["num_heads"], initial_values, preset["heads_ranges"]
+            preset["num_heads"], preset["initial_values"], preset["heads_ranges"]
         )
     ]
 
@@ -129,11 +133,7 @@ def convert_detector_state_dict(
     Raises:
         CheckpointError: no ``backbone.`` weights, or decay rates of another arch.
     """
-    backbone = {
-        name[len(BACKBONE_PREFIX) :]: value
-        for name, value in state_dict.items()
-        if name.startswith(BACKBONE_PREFIX)
-    }
+    backbone = strip_prefix(state_dict, BACKBONE_PREFIX)
     if not backbone:
         raise CheckpointError(f"{source}: no 'backbone.' weights, not a detector checkpoint")
     backbone, decays = convert_authors_backbone(backbone)

@@ -10,6 +10,7 @@ from mmengine.runner import CheckpointLoader
 from torch import nn
 
 from .convert import (
+    BACKBONE_PREFIX,
     convert_authors_backbone,
     extract_state_dict,
     mismatched_decays,
@@ -29,6 +30,11 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: unreadable, unsafe, or not for this model."""
 
 
+def is_missing_local_file(path: str) -> bool:
+    """Whether ``path`` is a local path (not a URL) with no file behind it."""
+    return "://" not in path and not os.path.isfile(path)
+
+
 def read_checkpoint(filename: str, map_location: str = "cpu") -> dict:
     """Read a checkpoint with ``weights_only`` unpickling and clear errors.
 
@@ -43,8 +49,7 @@ def read_checkpoint(filename: str, map_location: str = "cpu") -> dict:
         FileNotFoundError: a local file that does not exist.
         CheckpointError: a truncated or corrupt file, or one that pickles code or unknown types.
     """
-    is_local = "://" not in filename
-    if is_local and not os.path.isfile(filename):
+    if is_missing_local_file(filename):
         raise FileNotFoundError(f"Checkpoint file not found: {filename}. {MISSING_CHECKPOINT_HELP}")
     try:
         return CheckpointLoader.load_checkpoint(filename, map_location=map_location)
@@ -87,8 +92,8 @@ def load_backbone_checkpoint(
             that matches fewer than ``min_matched`` of the weights.
     """
     state_dict = extract_state_dict(read_checkpoint(filename, map_location), filename)
-    if prefix is None and any(name.startswith("backbone.") for name in state_dict):
-        prefix = "backbone."
+    if prefix is None and any(name.startswith(BACKBONE_PREFIX) for name in state_dict):
+        prefix = BACKBONE_PREFIX
     state_dict, saved_decays = convert_authors_backbone(strip_prefix(state_dict, prefix))
 
     expected_decays = [stage.rel_pos.decay for stage in model.layers]
