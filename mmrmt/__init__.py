@@ -1,18 +1,23 @@
 """mmrmt: RMT backbones (Fan et al., CVPR 2024) for mmdet 3.x and mmseg 1.x.
 
-Importing the package registers ``RMT`` with mmdet and mmseg, lets ``torch.load``'s
-``weights_only`` mode read mmengine's own checkpoints (:mod:`mmrmt.checkpoint.safe_globals`) and
-makes mmengine's local checkpoint writes atomic (:mod:`mmrmt.engine.atomic_io`).
+Importing the package (or ``custom_imports=dict(imports=['mmrmt'])`` in a config) registers, and
+changes nothing else:
+
+* ``RMT`` in mmengine's root ``MODELS``, which mmdet's, mmseg's, mmpretrain's and mmpose's
+  registries consult for names they do not hold themselves;
+* ``AtomicCheckpointHook`` (``HOOKS``), ``CPUDistributedDataParallel`` (``MODEL_WRAPPERS``) and the
+  ``'atomic_local'`` file backend, which configs select by name;
+* the data types of mmengine's checkpoints (numpy values, ``HistoryBuffer``) in ``torch.load``'s
+  ``weights_only`` allow-list (:mod:`mmrmt.checkpoint.safe_globals`), which only widens what
+  ``torch.load`` accepts to known data types.
 """
 
 from .checkpoint import register_safe_globals
 from .engine import register_atomic_local_backend
 from .models import RMT
-from .registry import register_models
 from .version import __version__
 
 register_safe_globals()
 register_atomic_local_backend()
-register_models()
 
 __all__ = ["RMT", "__version__"]

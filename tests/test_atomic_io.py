@@ -1,23 +1,45 @@
-"""Checkpoint writes through mmengine are atomic once mmrmt is imported."""
+"""Atomic checkpoint writes: the ``'atomic_local'`` backend and ``AtomicCheckpointHook``, which the
+RMT configs select; importing mmrmt leaves mmengine's own local backend in place."""
 
 import os
 import signal
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.fileio import get_file_backend
+from mmengine.fileio.backends import LocalBackend
+from mmengine.registry import HOOKS
 from mmengine.runner.checkpoint import save_checkpoint
 
-import mmrmt  # noqa: F401  (registers the atomic backend)
-from mmrmt.engine import AtomicLocalBackend, atomic_write_bytes
+import mmrmt  # noqa: F401  (registers the atomic backend and hook)
+from mmrmt.engine import (
+    ATOMIC_BACKEND,
+    AtomicCheckpointHook,
+    AtomicLocalBackend,
+    atomic_write_bytes,
+)
+from mmrmt.engine import hooks as hooks_module
+from tests.helpers import REPO
+
+ATOMIC = dict(backend=ATOMIC_BACKEND)
 
 
-def test_mmengine_uses_atomic_backend_for_local_paths(tmp_path):
-    assert isinstance(get_file_backend(str(tmp_path / "x.pth")), AtomicLocalBackend)
-    save_checkpoint({"state_dict": {"w": torch.ones(3)}}, str(tmp_path / "epoch_1.pth"))
+def test_importing_mmrmt_keeps_mmengines_local_backend(tmp_path):
+    assert type(get_file_backend(str(tmp_path / "x.pth"))) is LocalBackend
+
+
+def test_atomic_backend_is_selected_by_name(tmp_path):
+    assert isinstance(
+        get_file_backend(str(tmp_path / "x.pth"), backend_args=ATOMIC), AtomicLocalBackend
+    )
+    save_checkpoint(
+        {"state_dict": {"w": torch.ones(3)}}, str(tmp_path / "epoch_1.pth"), backend_args=ATOMIC
+    )
     assert torch.equal(torch.load(tmp_path / "epoch_1.pth")["state_dict"]["w"], torch.ones(3))
     assert sorted(os.listdir(tmp_path)) == ["epoch_1.pth"]  # no temporary file left
     umask = os.umask(0)
@@ -45,7 +67,7 @@ from mmengine.runner.checkpoint import save_checkpoint
 state = {"state_dict": {"w": torch.randn(12_000_000)}}
 for step in range(1000):
     state["meta"] = {"iter": step}
-    save_checkpoint(state, sys.argv[1])
+    save_checkpoint(state, sys.argv[1], backend_args=dict(backend="atomic_local"))
     print(step, flush=True)
 """
 
@@ -78,3 +100,62 @@ def test_stale_temp_files_of_dead_writers_are_removed_live_ones_kept(tmp_path):
     assert not dead_temp.exists()
     assert live_temp.exists()
     assert (tmp_path / "metrics.json").read_bytes() == b"{}"
+
+
+# -- the hook ------------------------------------------------------------------------------------
+def fake_runner(work_dir) -> mock.Mock:
+    """What CheckpointHook reads of a Runner, saving through mmengine's save_checkpoint."""
+    runner = mock.Mock(work_dir=str(work_dir), epoch=0, iter=0, max_epochs=2, max_iters=10)
+    runner.message_hub.get_info.return_value = None
+
+    def save(out_dir, filename, *args, backend_args=None, **kwargs):
+        save_checkpoint(
+            {"w": torch.ones(2)}, os.path.join(out_dir, filename), backend_args=backend_args
+        )
+
+    runner.save_checkpoint.side_effect = save
+    return runner
+
+
+def test_hook_writes_checkpoints_and_resume_pointer_atomically(tmp_path, monkeypatch):
+    hook = HOOKS.build(dict(type="AtomicCheckpointHook", interval=1))
+    runner = fake_runner(tmp_path)
+    hook.before_train(runner)
+    assert hook.backend_args == ATOMIC and isinstance(hook.file_backend, AtomicLocalBackend)
+    written = []
+    real_write = hooks_module.atomic_write_bytes
+
+    def spy(data, path):
+        written.append(os.path.basename(str(path)))
+        real_write(data, path)
+
+    monkeypatch.setattr(hooks_module, "atomic_write_bytes", spy)
+    monkeypatch.setattr("mmrmt.engine.atomic_io.atomic_write_bytes", spy)
+    hook._save_checkpoint_with_step(runner, 1, meta={})
+    assert written == ["epoch_1.pth", "last_checkpoint"]
+    assert (tmp_path / "last_checkpoint").read_text() == str(tmp_path / "epoch_1.pth")
+    assert torch.equal(torch.load(tmp_path / "epoch_1.pth")["w"], torch.ones(2))
+    assert not hasattr(hooks_module.checkpoint_hook_module, "open")  # the redirect is undone
+
+
+def test_hook_leaves_a_configured_backend_alone(tmp_path):
+    hook = AtomicCheckpointHook(interval=1, backend_args=dict(backend="local"))
+    hook.before_train(fake_runner(tmp_path))
+    assert type(hook.file_backend) is LocalBackend
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "configs/det/maskrcnn_rmt_s_coco.py",
+        "configs/det/cascade_maskrcnn_rmt_s_coco_3x_ms.py",
+        "configs/det/retinanet_rmt_t_coco.py",
+        "configs/det/maskrcnn_rmt_t_toy.py",
+        "configs/seg/fpn_rmt_s_ade20k.py",
+        "configs/seg/upernet_rmt_s_ade20k.py",
+        "configs/seg/fpn_rmt_t_toy.py",
+    ],
+)
+def test_rmt_configs_select_the_atomic_hook(config):
+    cfg = Config.fromfile(str(REPO / config))
+    assert cfg.default_hooks.checkpoint.type == "AtomicCheckpointHook"

@@ -5,8 +5,6 @@ mmdet 2.x's module definitions (FPN, RPNHead, Shared2FCBBoxHead, ConvFCBBoxHead,
 RetinaHead), independently of mmdet 3.x, so the tests fail if mmdet 3.x names a weight otherwise.
 """
 
-import importlib.util
-from pathlib import Path
 from typing import Dict, Tuple
 
 import pytest
@@ -18,8 +16,8 @@ from mmengine.runner import load_checkpoint
 import mmrmt  # noqa: F401  (registers RMT, allow-lists checkpoint types)
 from mmrmt.checkpoint import CheckpointError, convert_detection_checkpoint, identify_arch
 from mmrmt.models import RMT
+from tests.helpers import REPO, load_tool
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs" / "det"
 CHANNELS = 256
 CLASSES = 80
@@ -236,13 +234,6 @@ def test_other_layouts_are_not_a_preset():
 
 
 # -- the command-line tool ----------------------------------------------------------------------
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_tool_converts_imagenet_checkpoint_for_init_cfg(tmp_path, capsys):
     source = RMT(arch="t").eval()
     state = {k: random_like(v) for k, v in source.state_dict().items()}

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from mmrmt.models import RMT, resolve_arch
+from mmrmt.models import RMT, resolve_arch, set_attention_impl
 from mmrmt.models.layers import ManhattanSelfAttention, RetentionPosition
 from mmrmt.models.layers import retention as retention_module
 from tests.conftest import randomize_buffers_and_norms
@@ -189,3 +189,40 @@ def test_rotation_table_matches_sin_and_cos_of_each_pair():
     torch.testing.assert_close(tables.rotation.real, tables.cos[..., 0::2])
     torch.testing.assert_close(tables.rotation.imag, tables.sin[..., 0::2])
     torch.testing.assert_close(tables.cos[..., 0::2], tables.cos[..., 1::2])
+
+
+# -- switching implementations -------------------------------------------------------------------
+TINY_ARCH = dict(
+    embed_dims=[16, 32, 64, 128],
+    depths=[1, 2, 1, 1],
+    num_heads=[2, 2, 4, 4],
+    heads_ranges=[4, 4, 6, 6],
+    mlp_ratios=[2, 2, 2, 2],
+    decomposed=[True, True, False, False],
+)
+
+
+def test_set_attention_impl_reaches_every_stage_and_block_of_a_wrapping_model():
+    detector = torch.nn.ModuleDict(dict(backbone=RMT(arch=TINY_ARCH), neck=torch.nn.Identity()))
+    switched = set_attention_impl(detector, "reference")
+    assert switched == sum(TINY_ARCH["depths"])
+    stages = detector["backbone"].layers
+    assert {stage.attn_impl for stage in stages} == {"reference"}
+    assert {block.retention.impl for stage in stages for block in stage.blocks} == {"reference"}
+
+
+def test_set_attention_impl_names_an_unknown_implementation():
+    with pytest.raises(ValueError, match="'flash'"):
+        set_attention_impl(RMT(arch=TINY_ARCH), "flash")
+
+
+def test_a_model_without_rmt_has_nothing_to_switch():
+    assert set_attention_impl(torch.nn.Linear(2, 2), "reference") == 0
+
+
+@pytest.mark.parametrize("impl,cached", [("fast", True), ("reference", False)])
+def test_a_stage_takes_its_table_path_from_its_own_impl(impl, cached):
+    model = RMT(arch=TINY_ARCH, attn_impl=impl).eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64))
+    assert all(bool(stage.rel_pos._cache) == cached for stage in model.layers)

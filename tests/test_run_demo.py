@@ -1,7 +1,7 @@
-"""tools/run_demo.py: the learning-curve plot, the prediction pictures and the run bookkeeping
-(full training is left to ``make demo``)."""
+"""The toy demo (mmrmt.demo, tools/run_demo.py) and the prediction pictures
+(mmrmt.visualization): learning-curve plot, pictures, run bookkeeping (full training is left to
+``make demo``)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,22 +10,25 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
+from mmrmt.demo import (
+    METRIC_KEYS,
+    final_checkpoint,
+    plot_curves,
+    read_scalars,
+    run_script,
+    summary_lines,
+    train,
+    val_images,
+)
+from mmrmt.demo import pipeline as demo_pipeline
 from mmrmt.toy_data.coco import ToyCocoSpec, make_toy_coco
+from mmrmt.utils import UserError, config_scope, parse_cfg_options
+from mmrmt.visualization import draw_predictions, enlargement, list_images
+from tests.helpers import REPO, load_tool
 
-REPO = Path(__file__).resolve().parents[1]
 DET_CONFIG = REPO / "configs" / "det" / "maskrcnn_rmt_t_toy.py"
 SEG_CONFIG = REPO / "configs" / "seg" / "fpn_rmt_t_toy.py"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def load_run_demo():
-    spec = importlib.util.spec_from_file_location("run_demo", REPO / "tools" / "run_demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-run_demo = load_run_demo()
 
 
 def write_scalars(path: Path, records) -> None:
@@ -54,16 +57,18 @@ def test_read_scalars_splits_train_and_val_and_prefers_the_resumed_run(tmp_path)
     ]
     write_scalars(tmp_path / "20240101_000000" / "vis_data" / "scalars.json", first)
     write_scalars(tmp_path / "20240101_010000" / "vis_data" / "scalars.json", resumed)
-    train, val = run_demo.read_scalars(str(tmp_path))
-    assert [(r["step"], r["loss"]) for r in train] == [(10, 3.0), (20, 1.5), (30, 1.0)]
-    assert [(r["step"], r["coco/bbox_mAP"]) for r in val] == [(1, 0.1), (2, 0.3)]
+    train_records, val_records = read_scalars(str(tmp_path))
+    assert [(r["step"], r["loss"]) for r in train_records] == [(10, 3.0), (20, 1.5), (30, 1.0)]
+    assert [(r["step"], r["coco/bbox_mAP"]) for r in val_records] == [(1, 0.1), (2, 0.3)]
 
 
 def test_plot_curves_writes_a_png_of_the_figure_size(tmp_path):
-    train = [{"step": s, "loss": 3.0 / s} for s in range(1, 40)]
-    val = [{"step": e, "coco/bbox_mAP": 0.1 * e, "coco/segm_mAP": 0.08 * e} for e in (1, 2, 3)]
-    out = run_demo.plot_curves(
-        train, val, run_demo.METRIC_KEYS["mmdet"], str(tmp_path / "plots" / "curves.png")
+    train_records = [{"step": s, "loss": 3.0 / s} for s in range(1, 40)]
+    val_records = [
+        {"step": e, "coco/bbox_mAP": 0.1 * e, "coco/segm_mAP": 0.08 * e} for e in (1, 2, 3)
+    ]
+    out = plot_curves(
+        train_records, val_records, METRIC_KEYS["mmdet"], str(tmp_path / "plots" / "curves.png")
     )
     image = read_png(Path(out))
     assert image.shape == (400, 1000, 3)  # figsize (10, 4) at 100 dpi
@@ -71,7 +76,7 @@ def test_plot_curves_writes_a_png_of_the_figure_size(tmp_path):
 
 
 def test_plot_curves_accepts_a_log_without_validation(tmp_path):
-    out = run_demo.plot_curves([{"step": 1, "loss": 1.0}], [], ("mIoU",), str(tmp_path / "c.png"))
+    out = plot_curves([{"step": 1, "loss": 1.0}], [], ("mIoU",), str(tmp_path / "c.png"))
     read_png(Path(out))
 
 
@@ -79,37 +84,60 @@ def test_plot_curves_accepts_a_log_without_validation(tmp_path):
 def test_final_checkpoint_follows_the_training_loop():
     by_epoch = Config(dict(train_cfg=dict(type="EpochBasedTrainLoop", max_epochs=7)))
     by_iter = Config(dict(train_cfg=dict(type="IterBasedTrainLoop", max_iters=400)))
-    assert run_demo.final_checkpoint(by_epoch, "w") == "w/epoch_7.pth"
-    assert run_demo.final_checkpoint(by_iter, "w") == "w/iter_400.pth"
+    assert final_checkpoint(by_epoch, "w") == "w/epoch_7.pth"
+    assert final_checkpoint(by_iter, "w") == "w/iter_400.pth"
 
 
 def test_cfg_options_are_read_like_mmengine_tools_read_them():
-    options = run_demo.parse_cfg_options(["train_cfg.max_epochs=2", "model.x=[1,2]", "a=text"])
+    options = parse_cfg_options(["train_cfg.max_epochs=2", "model.x=[1,2]", "a=text"])
     assert options == {"train_cfg.max_epochs": 2, "model.x": [1, 2], "a": "text"}
-    assert run_demo.parse_cfg_options([]) == {}
+    assert parse_cfg_options([]) == {}
 
 
 def test_a_config_outside_mmdet_and_mmseg_is_refused():
-    with pytest.raises(ValueError, match="default_scope must be one of"):
-        run_demo.config_scope(Config(dict(default_scope="mmpretrain")))
+    with pytest.raises(UserError, match="default_scope is 'mmpretrain'; expected one of"):
+        config_scope(Config(dict(default_scope="mmpretrain")))
+
+
+def test_run_demo_reports_a_config_of_another_scope_in_one_line(tmp_path, monkeypatch, capsys):
+    # main sets the thread variables for its subprocesses; keep them local to this test.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    config = tmp_path / "pretrain.py"
+    config.write_text("default_scope = 'mmpretrain'\n")
+    work_dir = tmp_path / "work"
+    assert load_tool("run_demo").main([str(config), "--work-dir", str(work_dir)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "default_scope is 'mmpretrain'; expected one of ['mmdet', 'mmseg']" in err[0]
+    assert not work_dir.exists()
 
 
 def test_a_finished_run_is_reused_without_training(tmp_path, monkeypatch):
     cfg = Config(dict(train_cfg=dict(max_epochs=2)))
     (tmp_path / "epoch_2.pth").write_bytes(b"")
-    monkeypatch.setattr(run_demo, "run_tool", lambda *a: pytest.fail("must not train"))
-    assert run_demo.train("c.py", cfg, str(tmp_path), []) == (str(tmp_path / "epoch_2.pth"), None)
+    monkeypatch.setattr(demo_pipeline, "run_script", lambda *a: pytest.fail("must not train"))
+    assert train("c.py", cfg, str(tmp_path), []) == (str(tmp_path / "epoch_2.pth"), None)
 
 
 def test_an_interrupted_run_is_resumed(tmp_path, monkeypatch):
     cfg = Config(dict(train_cfg=dict(max_epochs=2)))
     (tmp_path / "last_checkpoint").write_text(str(tmp_path / "epoch_1.pth"))
     calls = []
-    monkeypatch.setattr(run_demo, "run_tool", lambda script, args: calls.append((script, args)))
-    run_demo.train("c.py", cfg, str(tmp_path), ["--cfg-options", "a=1"])
+    monkeypatch.setattr(
+        demo_pipeline, "run_script", lambda script, args: calls.append((script, args))
+    )
+    train("c.py", cfg, str(tmp_path), ["--cfg-options", "a=1"])
     assert calls == [
         ("train.py", ["c.py", "--work-dir", str(tmp_path), "--resume", "--cfg-options", "a=1"])
     ]
+
+
+def test_a_failing_tool_is_reported_as_a_user_error(tmp_path, monkeypatch):
+    (tmp_path / "fail.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.setattr(demo_pipeline, "TOOLS_DIR", str(tmp_path))
+    with pytest.raises(UserError, match=r"tools/fail.py failed with exit code 3"):
+        run_script("fail.py", [])
 
 
 def test_summary_reports_time_final_figures_and_the_learning_curve():
@@ -120,7 +148,7 @@ def test_summary_reports_time_final_figures_and_the_learning_curve():
         pictures=["w/predictions/000001.png"],
         plot="w/curves.png",
     )
-    lines = run_demo.summary_lines(summary, "coco/bbox_mAP", "epoch")
+    lines = summary_lines(summary, "coco/bbox_mAP", "epoch")
     assert lines == [
         "training 9.0 min; tools/test.py on the final checkpoint: "
         "coco/bbox_mAP 0.567, coco/segm_mAP 0.573",
@@ -128,20 +156,38 @@ def test_summary_reports_time_final_figures_and_the_learning_curve():
         "pictures w/predictions/, plot w/curves.png",
     ]
     summary["train_seconds"] = None
-    assert run_demo.summary_lines(summary, "coco/bbox_mAP", "epoch")[0].startswith(
+    assert summary_lines(summary, "coco/bbox_mAP", "epoch")[0].startswith(
         "training time unknown (reused run)"
     )
 
 
 # -- pictures -----------------------------------------------------------------------------------
+def test_enlargement_brings_the_short_side_closest_to_the_display_size():
+    assert enlargement((96, 96, 3), 384) == 4
+    assert enlargement((120, 80, 3), 384) == 4  # 80 * 4 = 320; 5x would exceed 384
+    assert enlargement((500, 400, 3), 384) == 1  # never shrunk
+    assert enlargement((96, 128), None) == 1
+
+
+def test_list_images_sorts_a_folder_and_skips_other_files(tmp_path):
+    for name in ("b.png", "a.JPG", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert list_images(str(tmp_path)) == [str(tmp_path / "a.JPG"), str(tmp_path / "b.png")]
+    assert list_images(str(tmp_path / "b.png")) == [str(tmp_path / "b.png")]
+    with pytest.raises(UserError, match="input not found: .*nowhere"):
+        list_images(str(tmp_path / "nowhere"))
+
+
 def test_draw_predictions_writes_one_picture_per_val_image(tmp_path):
     root = tmp_path / "toy_coco"
     make_toy_coco(str(root), spec=ToyCocoSpec(num_train=1, num_val=2))
     cfg = Config.fromfile(str(DET_CONFIG))
     cfg.val_dataloader.dataset.data_root = f"{root}/"
-    images = run_demo.val_images(cfg, "mmdet", 5)
+    images = val_images(cfg, "mmdet", 5)
     assert [Path(p).name for p in images] == ["000001.png", "000002.png"]
-    written = run_demo.draw_predictions(cfg, None, images, str(tmp_path / "pred"), score_thr=0.0)
+    written = draw_predictions(
+        cfg, None, images, str(tmp_path / "pred"), score_thr=0.0, display_size=384
+    )
     assert [Path(p).name for p in written] == ["000001.png", "000002.png"]
     for picture, image in zip(written, images):
         # 96-px images are enlarged 4x (nearest neighbour) to stay readable.
@@ -159,10 +205,18 @@ def test_draw_predictions_overlays_class_maps_for_segmentation(tmp_path):
         images.append(str(tmp_path / name))
         cv2.imwrite(images[-1], rng.integers(0, 255, size=shape, dtype=np.uint8))
     cfg = Config.fromfile(str(SEG_CONFIG))
-    written = run_demo.draw_predictions(cfg, None, images, str(tmp_path / "pred"))
+    written = draw_predictions(cfg, None, images, str(tmp_path / "pred"), display_size=384)
     assert [Path(p).name for p in written] == ["wide.png", "tall.png"]
     for picture, image in zip(written, images):
         enlarged = cv2.imread(image).repeat(4, 0).repeat(4, 1)  # short sides 96 and 80: 4x
         drawn = read_png(Path(picture))
         assert drawn.shape == enlarged.shape
         assert not np.array_equal(drawn, enlarged)
+
+
+def test_draw_predictions_keeps_the_image_size_without_a_display_size(tmp_path):
+    image = str(tmp_path / "wide.png")
+    cv2.imwrite(image, np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8))
+    cfg = Config.fromfile(str(SEG_CONFIG))
+    [picture] = draw_predictions(cfg, None, [image], str(tmp_path / "pred"))
+    assert read_png(Path(picture)).shape == (96, 128, 3)

@@ -1,7 +1,6 @@
 """The command-line tools: train / test / demo / get_flops on a tiny model and a tiny COCO set,
 one-line errors for the mistakes users make, and CPU-only distributed runs."""
 
-import importlib.util
 import json
 import os
 import pickle
@@ -17,9 +16,12 @@ import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.registry import MODEL_WRAPPERS
 
-from mmrmt.cli import UserError, setup_launcher
+from mmrmt.analysis import flops
+from mmrmt.engine import setup_launcher
+from mmrmt.utils import UserError
+from mmrmt.utils.train_options import enable_amp
+from tests.helpers import REPO, load_tool
 
-REPO = Path(__file__).resolve().parents[1]
 IMAGE_SIZE = (64, 96)  # H, W
 TINY_ARCH = dict(
     embed_dims=[16, 32, 64, 128],
@@ -29,13 +31,6 @@ TINY_ARCH = dict(
     mlp_ratios=[2, 2, 2, 2],
     decomposed=[True, True, False, False],
 )
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_tiny_coco(root: Path, num_images: int = 4) -> None:
@@ -185,7 +180,7 @@ def test_amp_without_a_gpu_is_a_user_error(tiny, monkeypatch, capsys):
 def test_amp_switches_to_the_amp_optimizer_wrapper(tiny, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     cfg = Config.fromfile(str(tiny[0]))
-    load_tool("train").enable_amp(cfg)
+    enable_amp(cfg)
     assert (cfg.optim_wrapper.type, cfg.optim_wrapper.loss_scale) == ("AmpOptimWrapper", "dynamic")
     assert cfg.optim_wrapper.optimizer.type == "AdamW"
 
@@ -223,9 +218,8 @@ def test_demo_draws_predictions_on_an_image(tiny, tmp_path, capsys):
 
 
 def test_get_flops_counts_every_attention_matrix_product(tiny):
-    tool = load_tool("get_flops")
-    model = tool.build_model(Config.fromfile(str(tiny[0])))
-    analyzer, _ = tool.count(model, "mmdet", *IMAGE_SIZE)
+    model = flops.build_counting_model(Config.fromfile(str(tiny[0])))
+    analyzer, _ = flops.count(model, "mmdet", *IMAGE_SIZE)
     expected = 0
     height, width = IMAGE_SIZE
     for stage, channels in enumerate(TINY_ARCH["embed_dims"]):
@@ -234,22 +228,21 @@ def test_get_flops_counts_every_attention_matrix_product(tiny):
             expected += 2 * h * w * channels * (h + w)
         else:  # over all token pairs
             expected += 2 * (h * w) ** 2 * channels
-    assert tool.attention_flops(analyzer) == expected
+    assert flops.attention_flops(analyzer) == expected
     assert analyzer.by_operator("backbone")["linear"] > 0
 
 
 def test_paper_convention_drops_attention_products_and_caps_mask_rois(tiny):
-    tool = load_tool("get_flops")
-    model = tool.build_model(Config.fromfile(str(tiny[0])))
-    analyzer, roi_counts = tool.count(model, "mmdet", *IMAGE_SIZE)
-    without_attention = analyzer.total() - tool.attention_flops(analyzer)
+    model = flops.build_counting_model(Config.fromfile(str(tiny[0])))
+    analyzer, roi_counts = flops.count(model, "mmdet", *IMAGE_SIZE)
+    without_attention = analyzer.total() - flops.attention_flops(analyzer)
     mask_head = analyzer.by_module()["roi_head.mask_head"]
-    assert 0 < roi_counts["mask"] <= tool.PAPER_MASK_ROIS and mask_head > 0
-    assert tool.paper_convention_flops(analyzer, roi_counts) == without_attention
+    assert 0 < roi_counts["mask"] <= flops.PAPER_MASK_ROIS and mask_head > 0
+    assert flops.paper_convention_flops(analyzer, roi_counts) == without_attention
     # Mask heads that ran on 4x the paper's RoIs count for a quarter.
-    four_times = {"mask": 4 * tool.PAPER_MASK_ROIS}
+    four_times = {"mask": 4 * flops.PAPER_MASK_ROIS}
     expected = without_attention - mask_head * 3 // 4
-    assert tool.paper_convention_flops(analyzer, four_times) == expected
+    assert flops.paper_convention_flops(analyzer, four_times) == expected
 
 
 # -- CPU-only distributed runs ------------------------------------------------------------------
@@ -284,9 +277,23 @@ def test_cpu_distributed_run_needs_the_pytorch_launcher(single_process_group):
         setup_launcher(Config(), "slurm")
 
 
-def test_dist_scripts_pass_the_pytorch_launcher():
-    for script, positional in (("dist_train.sh", 2), ("dist_test.sh", 3)):
-        text = (REPO / "tools" / script).read_text()
-        assert "torch.distributed.run" in text and "--launcher pytorch" in text
-        assert f'"${{@:{positional + 1}}}"' in text
-        assert os.access(REPO / "tools" / script, os.X_OK)
+def test_dist_scripts_train_and_test_on_two_cpu_processes(tiny, tmp_path):
+    config, _ = tiny
+    work_dir = tmp_path / "work"
+    env = dict(os.environ, PYTHON=sys.executable, PORT="29733", OMP_NUM_THREADS="1")
+    no_validation = ["--cfg-options", "val_cfg=None", "val_dataloader=None", "val_evaluator=None"]
+    train = [str(REPO / "tools" / "dist_train.sh"), str(config), "2", "--work-dir", str(work_dir)]
+    result = subprocess.run([*train, *no_validation], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = next(work_dir.glob("*/*.log")).read_text()
+    assert "Distributed launcher: pytorch" in log and "GPU number: 2" in log
+    checkpoint = work_dir / "epoch_1.pth"
+    assert checkpoint.is_file()
+
+    test = [str(REPO / "tools" / "dist_test.sh"), str(config), str(checkpoint), "2"]
+    result = subprocess.run(
+        [*test, "--work-dir", str(work_dir / "test")], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads(sorted((work_dir / "test").glob("*/*.json"))[-1].read_text())
+    assert "coco/bbox_mAP" in metrics

@@ -7,7 +7,7 @@
   buffers go, after the decay rates are checked against the arch the shapes match.
 * Full detection checkpoints of their mmdet 2.x fork (``backbone.``/``neck.``/head keys) become
   mmdet 3.x checkpoints that ``tools/test.py CONFIG DST`` evaluates
-  (:mod:`mmrmt.checkpoint.detection`).
+  (:mod:`mmrmt.checkpoint.authors`).
 
 With ``--config`` the result is loaded into that config's model (or its backbone, for ImageNet
 files) and every missing or unused key is listed; missing keys are an error.
@@ -19,17 +19,9 @@ import sys
 from typing import Dict, List, Optional, Tuple
 
 import torch
-from mmengine.registry import init_default_scope
 
-from mmrmt.checkpoint import (
-    CheckpointError,
-    convert_authors_backbone,
-    convert_detection_checkpoint,
-    extract_state_dict,
-    read_checkpoint,
-)
-from mmrmt.checkpoint.detection import BACKBONE_PREFIX, check_backbone_decays
-from mmrmt.cli import UserError, config_scope, load_config, run_tool
+from mmrmt.checkpoint import CheckpointError, convert_authors_checkpoint, read_checkpoint
+from mmrmt.utils import UserError, build_model, load_config, run_with_user_errors
 
 #: Backbone keys of the per-stage output norms, which ImageNet checkpoints do not have.
 OUTPUT_NORMS = "extra_norms."
@@ -45,18 +37,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def convert_imagenet_checkpoint(checkpoint: dict, source: str) -> dict:
-    """ImageNet ``{'model': ...}`` to a backbone checkpoint ``{'state_dict', 'meta'}``."""
-    state_dict, decays = convert_authors_backbone(extract_state_dict(checkpoint, source))
-    arch = check_backbone_decays(state_dict, decays, source)
-    return {"state_dict": state_dict, "meta": {"rmt_arch": arch, "converted_from": source}}
-
-
-def is_detection_checkpoint(checkpoint: dict, source: str) -> bool:
-    """Whether the weights belong to a whole detector (``backbone.`` keys) or a backbone."""
-    return any(name.startswith(BACKBONE_PREFIX) for name in extract_state_dict(checkpoint, source))
-
-
 def load_into_config_model(
     state_dict: Dict[str, torch.Tensor], config: str, detector: bool
 ) -> Tuple[List[str], List[str]]:
@@ -66,13 +46,7 @@ def load_into_config_model(
         tuple: (missing keys, unused keys).
     """
     cfg = load_config(config)
-    scope = config_scope(cfg)
-    init_default_scope(scope)
-    registry = __import__(f"{scope}.registry", fromlist=["MODELS"]).MODELS
-    if detector:
-        model = registry.build(cfg.model)
-    else:
-        model = registry.build(dict(cfg.model.backbone, init_cfg=None))
+    model = build_model(cfg, None if detector else dict(cfg.model.backbone, init_cfg=None))
     result = model.load_state_dict(state_dict, strict=False)
     return list(result.missing_keys), list(result.unexpected_keys)
 
@@ -82,14 +56,9 @@ def convert(args: argparse.Namespace) -> None:
     if os.path.abspath(args.src) == os.path.abspath(args.dst):
         raise UserError("refusing to overwrite the source checkpoint; pick another DST")
     source = os.path.basename(args.src)
-    checkpoint = read_checkpoint(args.src)
-    detector = is_detection_checkpoint(checkpoint, source)
-    if detector:
-        converted = convert_detection_checkpoint(checkpoint, source)
-    else:
-        converted = convert_imagenet_checkpoint(checkpoint, source)
-    arch = converted["meta"]["rmt_arch"]
-    kind = "detector" if detector else "backbone"
+    converted = convert_authors_checkpoint(read_checkpoint(args.src), source)
+    arch, kind = converted["meta"]["rmt_arch"], converted["meta"]["kind"]
+    detector = kind == "detector"
     print(
         f"{source}: {kind} with an "
         + (f"RMT-{arch.upper()} backbone" if arch else "RMT backbone of no preset (not checked)")
@@ -119,7 +88,7 @@ def convert(args: argparse.Namespace) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit code."""
-    return run_tool(convert, parse_args(argv))
+    return run_with_user_errors(convert, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
     python tools/demo.py IMAGE_OR_FOLDER CONFIG --weights CKPT [--out-dir DIR] [--score-thr 0.3]
 
 Uses mmdet's ``DetInferencer`` (``DetLocalVisualizer``) or mmseg's ``MMSegInferencer`` by the
-config's ``default_scope``; the pictures go to ``OUT_DIR/vis/``. Without ``--weights`` the model
-keeps its random initial weights (useful only to check that a config runs end to end).
+config's ``default_scope`` (see :func:`mmrmt.visualization.draw_predictions`); the pictures go to
+``OUT_DIR/vis/`` at the images' size. Without ``--weights`` the model keeps its random initial
+weights (useful only to check that a config runs end to end).
 """
 
 import argparse
@@ -13,15 +14,15 @@ import sys
 import warnings
 from typing import List, Optional
 
-from mmrmt.cli import (
-    UserError,
+from mmrmt.utils import (
     add_config_args,
     check_checkpoint_file,
     config_scope,
     debug_requested,
     load_config,
-    run_tool,
+    run_with_user_errors,
 )
+from mmrmt.visualization import draw_predictions, list_images
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -39,43 +40,33 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def visualize(args: argparse.Namespace) -> List[str]:
-    """Run the scope's inferencer on ``args.inputs`` and return the written pictures."""
-    if not os.path.exists(args.inputs):
-        raise UserError(f"input not found: {args.inputs}. Pass an image file or a folder")
+def demo(args: argparse.Namespace) -> None:
+    """Draw the predictions and list the pictures."""
+    images = list_images(args.inputs)
     cfg = load_config(args.config, args.cfg_options)
-    scope = config_scope(cfg)
+    config_scope(cfg)
     check_checkpoint_file(args.weights, "weights", "Pass a checkpoint written by tools/train.py")
     if args.weights is None:
         print("demo.py: no --weights given, drawing the predictions of random weights")
-    vis_dir = os.path.join(args.out_dir, "vis")
-    before = set(os.listdir(vis_dir)) if os.path.isdir(vis_dir) else set()
     with warnings.catch_warnings():
+        # The inferencers warn at length about random weights and missing palettes.
         if not debug_requested(args.debug):
             warnings.simplefilter("ignore")
-        if scope == "mmdet":
-            from mmdet.apis import DetInferencer
-
-            inferencer = DetInferencer(model=cfg, weights=args.weights, device=args.device)
-            inferencer(args.inputs, out_dir=args.out_dir, pred_score_thr=args.score_thr)
-        else:
-            from mmseg.apis import MMSegInferencer
-
-            inferencer = MMSegInferencer(model=cfg, weights=args.weights, device=args.device)
-            inferencer(args.inputs, out_dir=args.out_dir)
-    written = sorted(set(os.listdir(vis_dir)) - before) if os.path.isdir(vis_dir) else []
-    return [os.path.join(vis_dir, name) for name in written]
-
-
-def demo(args: argparse.Namespace) -> None:
-    """Draw the predictions and list the pictures."""
-    for path in visualize(args):
+        pictures = draw_predictions(
+            cfg,
+            args.weights,
+            images,
+            os.path.join(args.out_dir, "vis"),
+            score_thr=args.score_thr,
+            device=args.device,
+        )
+    for path in pictures:
         print(f"wrote {path}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit code."""
-    return run_tool(demo, parse_args(argv))
+    return run_with_user_errors(demo, parse_args(argv))
 
 
 if __name__ == "__main__":

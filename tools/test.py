@@ -10,15 +10,11 @@ Expected mistakes end with a one-line message and exit code 1; ``--debug`` shows
 """
 
 import argparse
-import copy
-import os
 import sys
 from typing import List, Optional
 
-from mmengine.config import Config, ConfigDict
-
-from mmrmt.cli import (
-    UserError,
+from mmrmt.engine import setup_launcher
+from mmrmt.utils import (
     add_config_args,
     add_launcher_args,
     build_runner,
@@ -26,10 +22,16 @@ from mmrmt.cli import (
     check_data_files,
     config_scope,
     load_config,
-    run_tool,
+    run_with_user_errors,
     set_local_rank_env,
     set_work_dir,
-    setup_launcher,
+)
+from mmrmt.utils.test_options import (
+    check_out_path,
+    dump_det_predictions,
+    enable_tta,
+    enable_visualization,
+    keep_seg_predictions,
 )
 
 
@@ -49,95 +51,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     set_local_rank_env(args.local_rank)
     return args
-
-
-def enable_visualization(cfg: Config, scope: str, show_dir: str) -> None:
-    """Make the visualization hook draw every test image into ``show_dir``.
-
-    A relative ``show_dir`` lies under the run's folder (mmdet: ``work_dir/<timestamp>/``,
-    mmseg: ``work_dir/``, pictures in its ``vis_data/vis_image/``).
-    """
-    hook = cfg.get("default_hooks", {}).get("visualization")
-    if hook is None:
-        raise UserError("--show-dir needs default_hooks.visualization in the config")
-    hook["draw"] = True
-    if scope == "mmdet":
-        hook["test_out_dir"] = show_dir
-    else:
-        hook["interval"] = 1  # mmseg draws every 50th image by default
-        cfg.visualizer["save_dir"] = os.path.join(cfg.work_dir, show_dir)
-
-
-def default_det_tta(cfg: Config) -> None:
-    """Add mmdet's default flip TTA (``DetTTAModel`` + ``TestTimeAug``) when the config has none."""
-    cfg.setdefault(
-        "tta_model",
-        dict(
-            type="DetTTAModel",
-            tta_cfg=dict(nms=dict(type="nms", iou_threshold=0.5), max_per_img=100),
-        ),
-    )
-    if "tta_pipeline" in cfg:
-        return
-    dataset = cfg.test_dataloader.dataset
-    while "dataset" in dataset:
-        dataset = dataset["dataset"]
-    pipeline = copy.deepcopy(dataset.pipeline)
-    pipeline[-1] = dict(
-        type="TestTimeAug",
-        transforms=[
-            [dict(type="RandomFlip", prob=1.0), dict(type="RandomFlip", prob=0.0)],
-            [
-                dict(
-                    type="PackDetInputs",
-                    meta_keys=(
-                        "img_id",
-                        "img_path",
-                        "ori_shape",
-                        "img_shape",
-                        "scale_factor",
-                        "flip",
-                        "flip_direction",
-                    ),
-                )
-            ],
-        ],
-    )
-    cfg.tta_pipeline = pipeline
-
-
-def enable_tta(cfg: Config, scope: str) -> None:
-    """Wrap the model in the config's TTA model and test with its TTA pipeline."""
-    if scope == "mmdet":
-        if cfg.model.get("roi_head", {}).get("mask_head") is not None:
-            raise UserError(
-                "--tta: mmdet's DetTTAModel merges boxes only, not masks; use it with box "
-                "detectors such as the RetinaNet configs"
-            )
-        default_det_tta(cfg)
-    elif "tta_model" not in cfg or "tta_pipeline" not in cfg:
-        raise UserError("--tta needs tta_model and tta_pipeline in the segmentation config")
-    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
-    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-
-
-def check_out_path(scope: str, out: str) -> None:
-    """Detection dumps a pickle: insist on the extension mmdet's ``DumpDetResults`` requires."""
-    if scope == "mmdet" and not out.endswith((".pkl", ".pickle")):
-        raise UserError(f"--out must be a .pkl file for detection configs, got {out}")
-
-
-def keep_seg_predictions(cfg: Config, out: str) -> None:
-    """mmseg: have ``IoUMetric`` write the predicted maps to the folder ``out``."""
-    cfg.test_evaluator["output_dir"] = out
-    cfg.test_evaluator["keep_results"] = True
-
-
-def dump_det_predictions(runner, out: str) -> None:
-    """mmdet: dump the raw predictions to the pickle ``out`` (mmdet's ``DumpDetResults``)."""
-    from mmdet.evaluation import DumpDetResults
-
-    runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
 
 
 def test(args: argparse.Namespace) -> None:
@@ -171,7 +84,7 @@ def test(args: argparse.Namespace) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit code."""
     args = parse_args(argv)
-    return run_tool(test, args)
+    return run_with_user_errors(test, args)
 
 
 if __name__ == "__main__":

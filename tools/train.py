@@ -11,11 +11,8 @@ import argparse
 import sys
 from typing import List, Optional
 
-import torch
-from mmengine.config import Config
-
-from mmrmt.cli import (
-    UserError,
+from mmrmt.engine import setup_launcher
+from mmrmt.utils import (
     add_config_args,
     add_launcher_args,
     build_runner,
@@ -23,11 +20,11 @@ from mmrmt.cli import (
     check_data_files,
     config_scope,
     load_config,
-    run_tool,
+    run_with_user_errors,
     set_local_rank_env,
     set_work_dir,
-    setup_launcher,
 )
+from mmrmt.utils.train_options import enable_amp, enable_auto_scale_lr, set_resume
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -52,40 +49,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     set_local_rank_env(args.local_rank)
     return args
-
-
-def enable_amp(cfg: Config) -> None:
-    """Switch the optimizer wrapper to ``AmpOptimWrapper`` with a dynamic loss scale."""
-    if not torch.cuda.is_available():
-        raise UserError("--amp needs a GPU: mmengine's AmpOptimWrapper does not run on the CPU")
-    wrapper = cfg.optim_wrapper.get("type", "OptimWrapper")
-    if wrapper == "AmpOptimWrapper":
-        return
-    if wrapper != "OptimWrapper":
-        raise UserError(
-            f"--amp needs optim_wrapper.type='OptimWrapper', the config has {wrapper!r}"
-        )
-    cfg.optim_wrapper.type = "AmpOptimWrapper"
-    cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
-
-
-def enable_auto_scale_lr(cfg: Config) -> None:
-    """Turn on mmengine's linear lr scaling from ``auto_scale_lr.base_batch_size``."""
-    if "base_batch_size" not in cfg.get("auto_scale_lr", {}):
-        raise UserError("--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=N) in the config")
-    cfg.auto_scale_lr.enable = True
-
-
-def set_resume(cfg: Config, resume: Optional[str]) -> None:
-    """``--resume``: ``'auto'`` resumes from the work dir's latest checkpoint, a path from it."""
-    if resume is None:
-        return
-    cfg.resume = True
-    if resume == "auto":
-        cfg.load_from = None
-    else:
-        check_checkpoint_file(resume, "checkpoint to resume from", "Pass an existing .pth file")
-        cfg.load_from = resume
 
 
 def train(args: argparse.Namespace) -> None:
@@ -113,7 +76,7 @@ def train(args: argparse.Namespace) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit code."""
     args = parse_args(argv)
-    return run_tool(train, args)
+    return run_with_user_errors(train, args)
 
 
 if __name__ == "__main__":

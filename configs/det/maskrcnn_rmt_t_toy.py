@@ -116,6 +116,6 @@ auto_scale_lr = dict(enable=False, base_batch_size=4)
 
 default_hooks = dict(
     logger=dict(interval=10),
-    checkpoint=dict(interval=2, max_keep_ckpts=-1),
+    checkpoint=dict(type="AtomicCheckpointHook", interval=2, max_keep_ckpts=-1),
 )
 randomness = dict(seed=0)

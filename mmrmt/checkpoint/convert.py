@@ -45,6 +45,11 @@ def extract_state_dict(checkpoint: Mapping, source: str = "checkpoint") -> Dict[
     }
 
 
+def has_backbone_prefix(state_dict: Mapping[str, Tensor]) -> bool:
+    """Whether the weights are a whole detector's or segmentor's (``backbone.`` keys)."""
+    return any(name.startswith(BACKBONE_PREFIX) for name in state_dict)
+
+
 def strip_prefix(state_dict: Mapping[str, Tensor], prefix: Optional[str]) -> Dict[str, Tensor]:
     """Keep the keys under ``prefix`` (e.g. ``'backbone.'``) without it; None keeps all."""
     if not prefix:

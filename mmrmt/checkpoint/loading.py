@@ -13,9 +13,11 @@ from .convert import (
     BACKBONE_PREFIX,
     convert_authors_backbone,
     extract_state_dict,
+    has_backbone_prefix,
     mismatched_decays,
     strip_prefix,
 )
+from .errors import CheckpointError
 
 #: Below this fraction of the backbone's weights found in a checkpoint, loading is an error.
 MIN_MATCHED_FRACTION = 0.5
@@ -24,10 +26,6 @@ MISSING_CHECKPOINT_HELP = (
     "Download the authors' ImageNet-1k RMT weights (README, 'Pretrained weights') to that path, "
     "or train from scratch with --cfg-options model.backbone.init_cfg=None"
 )
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used: unreadable, unsafe, or not for this model."""
 
 
 def is_missing_local_file(path: str) -> bool:
@@ -92,7 +90,7 @@ def load_backbone_checkpoint(
             that matches fewer than ``min_matched`` of the weights.
     """
     state_dict = extract_state_dict(read_checkpoint(filename, map_location), filename)
-    if prefix is None and any(name.startswith(BACKBONE_PREFIX) for name in state_dict):
+    if prefix is None and has_backbone_prefix(state_dict):
         prefix = BACKBONE_PREFIX
     state_dict, saved_decays = convert_authors_backbone(strip_prefix(state_dict, prefix))
 

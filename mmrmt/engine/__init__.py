@@ -1,5 +1,25 @@
-"""Runtime helpers for mmengine: atomic checkpoint writes."""
+"""mmengine runtime parts: atomic checkpoint writes and distributed runs without a GPU.
 
-from .atomic_io import AtomicLocalBackend, atomic_write_bytes, register_atomic_local_backend
+Importing registers :class:`AtomicCheckpointHook` (``HOOKS``), :class:`CPUDistributedDataParallel`
+(``MODEL_WRAPPERS``) in mmengine's root registries; :func:`register_atomic_local_backend` adds the
+``'atomic_local'`` file backend under its own name (``import mmrmt`` calls it).
+"""
 
-__all__ = ["AtomicLocalBackend", "atomic_write_bytes", "register_atomic_local_backend"]
+from .atomic_io import (
+    ATOMIC_BACKEND,
+    AtomicLocalBackend,
+    atomic_write_bytes,
+    register_atomic_local_backend,
+)
+from .distributed import CPUDistributedDataParallel, setup_launcher
+from .hooks import AtomicCheckpointHook
+
+__all__ = [
+    "ATOMIC_BACKEND",
+    "AtomicCheckpointHook",
+    "AtomicLocalBackend",
+    "CPUDistributedDataParallel",
+    "atomic_write_bytes",
+    "register_atomic_local_backend",
+    "setup_launcher",
+]

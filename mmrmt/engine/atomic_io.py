@@ -1,10 +1,15 @@
-"""Atomic local writes for mmengine, so a kill during a checkpoint save loses nothing.
+"""Atomic local writes, so a kill during a checkpoint save loses nothing.
 
-mmengine writes checkpoints (and the ``last_checkpoint`` pointer that ``--resume`` follows) with
-``LocalBackend.put``, which opens the final path and writes into it: a run killed mid-save leaves
-a truncated file, possibly its only checkpoint. :class:`AtomicLocalBackend` writes to a temporary
-file in the same folder, flushes it to disk and renames it over the target (``os.replace`` is
-atomic on POSIX and Windows), so every path mmengine can see holds a complete file.
+mmengine writes checkpoints with ``LocalBackend.put``, which opens the final path and writes into
+it: a run killed mid-save leaves a truncated file, possibly its only checkpoint.
+:func:`atomic_write_bytes` writes to a temporary file in the same folder, flushes it to disk and
+renames it over the target (``os.replace`` is atomic on POSIX and Windows), so every path a
+reader can see holds a complete file.
+
+:class:`AtomicLocalBackend` is registered in mmengine's file backends under its own name,
+``'atomic_local'``: nothing is replaced, and only code that asks for it with
+``backend_args=dict(backend='atomic_local')`` gets it (:class:`~mmrmt.engine.AtomicCheckpointHook`
+does, for local work dirs).
 """
 
 import contextlib
@@ -15,10 +20,11 @@ import tempfile
 from pathlib import Path
 from typing import Union
 
-from mmengine.fileio import io as mmengine_io
 from mmengine.fileio.backends import LocalBackend, register_backend
 
 TEMP_SUFFIX = ".partial"
+#: The name :class:`AtomicLocalBackend` is registered under in mmengine's file backends.
+ATOMIC_BACKEND = "atomic_local"
 
 
 def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
@@ -87,9 +93,8 @@ class AtomicLocalBackend(LocalBackend):
 
 
 def register_atomic_local_backend() -> None:
-    """Make :class:`AtomicLocalBackend` mmengine's backend for local paths."""
-    register_backend("local", AtomicLocalBackend, force=True, prefixes="")
-    # get_file_backend caches instances: drop plain LocalBackends created before this call.
-    for key, backend in list(mmengine_io.backend_instances.items()):
-        if type(backend) is LocalBackend:
-            del mmengine_io.backend_instances[key]
+    """Register :class:`AtomicLocalBackend` as mmengine backend ``'atomic_local'``.
+
+    No URI prefix is given, so plain local paths keep mmengine's own ``LocalBackend``.
+    """
+    register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)

@@ -1,5 +1,5 @@
-"""mmrmt models, registered into the mmdet and mmseg registries on import."""
+"""mmrmt models; ``RMT`` is registered in mmengine's root ``MODELS`` registry on import."""
 
-from .backbones import ARCH_SETTINGS, RMT, resolve_arch
+from .backbones import ARCH_SETTINGS, RMT, resolve_arch, set_attention_impl
 
-__all__ = ["ARCH_SETTINGS", "RMT", "resolve_arch"]
+__all__ = ["ARCH_SETTINGS", "RMT", "resolve_arch", "set_attention_impl"]

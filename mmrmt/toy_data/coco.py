@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ..engine import atomic_write_bytes
+from ..engine.atomic_io import atomic_write_bytes
 
 CATEGORIES: Tuple[str, ...] = ("circle", "square", "triangle")
 SPLITS: Tuple[str, ...] = ("train", "val")

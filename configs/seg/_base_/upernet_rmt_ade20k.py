@@ -44,8 +44,15 @@ param_scheduler = [
     dict(type="PolyLR", eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),
 ]
 train_cfg = dict(max_iters=160000, val_interval=8000)
+# Atomic checkpoint writes: a run killed mid-save keeps its previous checkpoint.
 default_hooks = dict(
-    checkpoint=dict(by_epoch=False, interval=8000, max_keep_ckpts=1, save_best="mIoU")
+    checkpoint=dict(
+        type="AtomicCheckpointHook",
+        by_epoch=False,
+        interval=8000,
+        max_keep_ckpts=1,
+        save_best="mIoU",
+    )
 )
 
 train_dataloader = dict(batch_size=2, num_workers=2)

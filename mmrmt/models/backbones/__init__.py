@@ -1,5 +1,5 @@
 """Backbones provided by mmrmt."""
 
-from .rmt import ARCH_SETTINGS, RMT, resolve_arch
+from .rmt import ARCH_SETTINGS, RMT, resolve_arch, set_attention_impl
 
-__all__ = ["ARCH_SETTINGS", "RMT", "resolve_arch"]
+__all__ = ["ARCH_SETTINGS", "RMT", "resolve_arch", "set_attention_impl"]

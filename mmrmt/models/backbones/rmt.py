@@ -4,8 +4,7 @@ Parameter names follow the authors' release, so their ImageNet and detection che
 with only the renames in :mod:`mmrmt.checkpoint.convert`.
 """
 
-import copy
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.utils.checkpoint as cp
@@ -13,111 +12,20 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
+from mmengine.registry import MODELS
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..layers.position import RetentionPosition
+from ...arch_zoo import ARCH_SETTINGS, resolve_arch
+from ...checkpoint.loading import load_backbone_checkpoint
+from ..layers.position import RetentionPosition, RetentionTables
 from ..layers.retention import ATTENTION_IMPLS, DepthwiseConv2d, ManhattanSelfAttention
 
-_STAGE_KEYS = ("embed_dims", "depths", "num_heads", "heads_ranges", "mlp_ratios", "decomposed")
+__all__ = ["ARCH_SETTINGS", "RMT", "resolve_arch", "set_attention_impl"]
 
-ARCH_SETTINGS: Dict[str, dict] = {
-    **dict.fromkeys(
-        ["t", "tiny"],
-        dict(
-            embed_dims=[64, 128, 256, 512],
-            depths=[2, 2, 8, 2],
-            num_heads=[4, 4, 8, 16],
-            heads_ranges=[4, 4, 6, 6],
-            mlp_ratios=[3, 3, 3, 3],
-            decomposed=[True, True, False, False],
-            layer_scales=[False, False, False, False],
-            drop_path_rate=0.1,
-        ),
-    ),
-    **dict.fromkeys(
-        ["s", "small"],
-        dict(
-            embed_dims=[64, 128, 256, 512],
-            depths=[3, 4, 18, 4],
-            num_heads=[4, 4, 8, 16],
-            heads_ranges=[4, 4, 6, 6],
-            mlp_ratios=[4, 4, 3, 3],
-            decomposed=[True, True, True, False],
-            layer_scales=[False, False, False, False],
-            drop_path_rate=0.15,
-        ),
-    ),
-    **dict.fromkeys(
-        ["b", "base"],
-        dict(
-            embed_dims=[80, 160, 320, 512],
-            depths=[4, 8, 25, 8],
-            num_heads=[5, 5, 10, 16],
-            heads_ranges=[5, 5, 6, 6],
-            mlp_ratios=[4, 4, 3, 3],
-            decomposed=[True, True, True, False],
-            layer_scales=[False, False, True, True],
-            drop_path_rate=0.4,
-        ),
-    ),
-    **dict.fromkeys(
-        ["l", "large"],
-        dict(
-            embed_dims=[112, 224, 448, 640],
-            depths=[4, 8, 25, 8],
-            num_heads=[7, 7, 14, 20],
-            heads_ranges=[6, 6, 6, 6],
-            mlp_ratios=[4, 4, 3, 3],
-            decomposed=[True, True, True, False],
-            layer_scales=[False, False, True, True],
-            drop_path_rate=0.5,
-        ),
-    ),
-}
-
-
-def resolve_arch(arch: Union[str, dict]) -> dict:
-    """Turn a preset name or a dict into a checked, complete arch dict.
-
-    Args:
-        arch (str | dict): A key of :data:`ARCH_SETTINGS` or a dict with the keys
-            ``embed_dims, depths, num_heads, heads_ranges, mlp_ratios, decomposed`` (one entry per
-            stage) and optionally ``layer_scales``, ``initial_values``, ``drop_path_rate``.
-
-    Returns:
-        dict: The arch with every key filled in.
-
-    Raises:
-        ValueError: unknown preset, missing keys, stage lists of different lengths, or heads that
-            do not split a stage's width into even head dims.
-    """
-    if isinstance(arch, str):
-        if arch.lower() not in ARCH_SETTINGS:
-            raise ValueError(
-                f"Unknown RMT arch {arch!r}; choose one of {sorted(ARCH_SETTINGS)} or pass a dict"
-            )
-        arch = ARCH_SETTINGS[arch.lower()]
-    if not isinstance(arch, dict):
-        raise TypeError(f"arch must be a preset name or a dict, got {type(arch).__name__}")
-    missing = [key for key in _STAGE_KEYS if key not in arch]
-    if missing:
-        raise ValueError(f"RMT arch dict is missing keys {missing}; it needs {list(_STAGE_KEYS)}")
-    arch = copy.deepcopy(arch)
-    num_stages = len(arch["depths"])
-    arch.setdefault("layer_scales", [False] * num_stages)
-    arch.setdefault("initial_values", [2.0] * num_stages)
-    arch.setdefault("drop_path_rate", 0.1)
-    lengths = {key: len(arch[key]) for key in (*_STAGE_KEYS, "layer_scales", "initial_values")}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"RMT arch lists must have one entry per stage; got lengths {lengths}")
-    for stage, (dim, heads) in enumerate(zip(arch["embed_dims"], arch["num_heads"])):
-        if heads <= 0 or dim % heads or (dim // heads) % 2:
-            raise ValueError(
-                f"RMT stage {stage}: num_heads={heads} must divide embed_dims={dim} "
-                "into an even head dim"
-            )
-    return arch
+#: Implementations that read their stage's cached position tables; the others get fresh
+#: tables every forward (the reference recomputes everything, as a baseline should).
+CACHED_TABLE_IMPLS = ("fast",)
 
 
 class ConvStem(nn.Sequential):
@@ -234,8 +142,16 @@ class RetentionBlock(nn.Module):
             self.gamma_1 = nn.Parameter(torch.full((1, 1, 1, embed_dim), float(layer_scale)))
             self.gamma_2 = nn.Parameter(torch.full((1, 1, 1, embed_dim), float(layer_scale)))
 
-    def forward(self, x: Tensor, tables) -> Tensor:
-        """x (Tensor): (B, H, W, C); tables: the stage's RetentionTables. Returns (B, H, W, C)."""
+    def forward(self, x: Tensor, tables: RetentionTables) -> Tensor:
+        """Run the block.
+
+        Args:
+            x (Tensor): (B, H, W, C).
+            tables (RetentionTables): The stage's position tables for (H, W).
+
+        Returns:
+            Tensor: (B, H, W, C).
+        """
         x = x + self.pos(x)
         attn = self.retention(self.retention_layer_norm(x), tables)
         ffn_in = x + self.drop_path(self.gamma_1 * attn if self.layer_scale else attn)
@@ -259,7 +175,8 @@ class RetentionStage(nn.Module):
         out_channels (int | None): Next stage's channels; None for the last stage.
         norm_cfg (dict): Norm config of the downsampling BN.
         with_cp (bool): Checkpoint every block to save memory.
-        attn_impl (str): ``'fast'`` or ``'reference'``.
+        attn_impl (str): ``'fast'`` or ``'reference'``; the stage owns it for all its blocks
+            and picks its position-table path from it (see :attr:`attn_impl`).
     """
 
     def __init__(
@@ -292,6 +209,18 @@ class RetentionStage(nn.Module):
         self.downsample = (
             Downsample(embed_dim, out_channels, norm_cfg) if out_channels is not None else None
         )
+        self.attn_impl = attn_impl
+
+    @property
+    def attn_impl(self) -> str:
+        """The MaSA implementation of every block of the stage."""
+        return self._attn_impl
+
+    @attn_impl.setter
+    def attn_impl(self, impl: str) -> None:
+        for block in self.blocks:
+            block.retention.impl = impl  # validates the name
+        self._attn_impl = impl
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """x (Tensor): (B, H, W, C). Returns the stage output and the next stage's input."""
@@ -299,10 +228,10 @@ class RetentionStage(nn.Module):
         # The stem hands over a permuted NCHW map; without one copy here every LayerNorm and
         # residual add of the stage would work on (and copy) strided (B, H, W, C) views.
         x = x.contiguous()
-        if self.blocks[0].retention.impl == "reference":
-            tables = self.rel_pos.compute(height, width, x.dtype)
-        else:
+        if self.attn_impl in CACHED_TABLE_IMPLS:
             tables = self.rel_pos(height, width, x.dtype)
+        else:
+            tables = self.rel_pos.compute(height, width, x.dtype)
         for block in self.blocks:
             if self.with_cp and x.requires_grad:
                 x = cp.checkpoint(block, x, tables, use_reentrant=False)
@@ -311,6 +240,33 @@ class RetentionStage(nn.Module):
         return x, (self.downsample(x) if self.downsample is not None else x)
 
 
+def set_attention_impl(model: nn.Module, impl: str) -> int:
+    """Switch every RMT stage (or lone MaSA module) inside ``model`` to ``impl``.
+
+    The one place that changes implementations: the weights stay, only the computation path
+    changes, so a detector or segmentor can be switched as a whole.
+
+    Args:
+        model (nn.Module): An :class:`RMT`, or any model containing one.
+        impl (str): One of :data:`~mmrmt.models.layers.retention.ATTENTION_IMPLS`.
+
+    Returns:
+        int: How many MaSA modules now run ``impl`` (0: the model has no RMT).
+
+    Raises:
+        ValueError: ``impl`` is not an implementation.
+    """
+    if impl not in ATTENTION_IMPLS:
+        raise ValueError(f"attention impl must be one of {ATTENTION_IMPLS}, got {impl!r}")
+    for module in model.modules():
+        if isinstance(module, RetentionStage):
+            module.attn_impl = impl
+        elif isinstance(module, ManhattanSelfAttention):
+            module.impl = impl
+    return sum(isinstance(module, ManhattanSelfAttention) for module in model.modules())
+
+
+@MODELS.register_module()
 class RMT(BaseModule):
     """RMT backbone for dense prediction: four stages of (decomposed) MaSA blocks.
 
@@ -334,8 +290,6 @@ class RMT(BaseModule):
             the authors' ImageNet or detection/segmentation checkpoints (see
             :func:`mmrmt.checkpoint.load_backbone_checkpoint`). Default: None.
     """
-
-    num_stages = 4
 
     def __init__(
         self,
@@ -412,10 +366,9 @@ class RMT(BaseModule):
         ]
 
     def set_attention_impl(self, impl: str) -> None:
-        """Switch every block between ``'fast'`` and ``'reference'`` MaSA (same weights)."""
-        for module in self.modules():
-            if isinstance(module, ManhattanSelfAttention):
-                module.impl = impl
+        """Switch every block to another MaSA implementation (same weights); see
+        :func:`set_attention_impl`."""
+        set_attention_impl(self, impl)
 
     def init_weights(self) -> None:
         """Initialise as the authors do, or load a checkpoint from ``init_cfg``.
@@ -426,8 +379,6 @@ class RMT(BaseModule):
         """
         init_cfg = self.init_cfg
         if isinstance(init_cfg, dict) and init_cfg.get("type") == "Pretrained":
-            from ...checkpoint import load_backbone_checkpoint
-
             self.apply(self._init_module)
             load_backbone_checkpoint(
                 self,

@@ -1,7 +1,8 @@
 """Per-stage position tables of Manhattan Self-Attention: decay masks and rotary phases.
 
 RMT decays attention with the Manhattan distance between tokens: head ``h`` of ``H`` uses
-``gamma_h = 1 - 2 ** (-a - b * h / H)`` (``a`` the initial value, ``b`` the heads range) and adds
+``gamma_h = 1 - 2 ** (-a - b * h / H)`` (``a`` the initial value, ``b`` the heads range;
+:func:`~mmrmt.arch_zoo.head_decay_rates`) and adds
 ``log(gamma_h) * (|y_n - y_m| + |x_n - x_m|)`` to the attention logits. Queries and keys also get
 RetNet's rotary "theta shift" over the raster index of the token.
 """
@@ -12,20 +13,7 @@ from typing import NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-
-def head_decay_rates(num_heads: int, initial_value: float, heads_range: float) -> Tensor:
-    """Return ``log(gamma_h)`` for every head.
-
-    Args:
-        num_heads (int): Number of heads ``H``.
-        initial_value (float): ``a`` in ``gamma_h = 1 - 2 ** (-a - b * h / H)``.
-        heads_range (float): ``b`` in the same formula.
-
-    Returns:
-        Tensor: (H,) float32, negative values.
-    """
-    head_index = torch.arange(num_heads, dtype=torch.float32)
-    return torch.log(1 - 2 ** (-initial_value - heads_range * head_index / num_heads))
+from ...arch_zoo import head_decay_rates
 
 
 def rotary_frequencies(head_dim: int) -> Tensor:

@@ -1,4 +1,8 @@
-"""Convert the authors' full detection checkpoints (their mmdet 2.x fork) for mmdet 3.x.
+"""Convert the authors' released files: ImageNet backbones and whole mmdet 2.x detectors.
+
+ImageNet files (``{'model': ...}``) become backbone checkpoints (``{'state_dict', 'meta'}``) for
+``init_cfg=dict(type='Pretrained', checkpoint=...)``: the classifier and the ``Relpos`` buffers
+go, after the decay rates are checked against the arch the shapes match.
 
 The authors release Mask R-CNN, RetinaNet and Cascade Mask R-CNN weights trained with mmdet 2.x:
 ``{'meta': {..., 'CLASSES': ...}, 'state_dict': ..., 'optimizer': ...}``. Checked module by
@@ -23,19 +27,17 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from torch import Tensor
 
-from ..models.backbones.rmt import ARCH_SETTINGS, resolve_arch
-from ..models.layers.position import head_decay_rates
+from ..arch_zoo import ARCH_SETTINGS, PRESET_NAMES, arch_decay_rates
 from .convert import (
     BACKBONE_PREFIX,
     convert_authors_backbone,
     extract_state_dict,
+    has_backbone_prefix,
     mismatched_decays,
     strip_prefix,
 )
-from .loading import CheckpointError
+from .errors import CheckpointError
 
-#: One name per preset (ARCH_SETTINGS also holds the long aliases).
-PRESET_NAMES = ("t", "s", "b", "l")
 _BLOCK_KEY = re.compile(r"^layers\.(\d+)\.blocks\.(\d+)\.")
 
 
@@ -80,17 +82,6 @@ def identify_arch(state_dict: Mapping[str, Tensor]) -> Optional[str]:
     return None
 
 
-def preset_decay_rates(arch: str) -> List[Tensor]:
-    """Per-stage ``log(gamma)`` of every head of a preset, as the authors' buffers hold them."""
-    preset = resolve_arch(arch)
-    return [
-        head_decay_rates(heads, initial, heads_range)
-        for heads, initial, heads_range in zip(
-            preset["num_heads"], preset["initial_values"], preset["heads_ranges"]
-        )
-    ]
-
-
 def check_backbone_decays(
     state_dict: Mapping[str, Tensor], decays: Mapping[int, Tensor], source: str
 ) -> Optional[str]:
@@ -109,7 +100,7 @@ def check_backbone_decays(
     """
     arch = identify_arch(state_dict)
     if arch is not None:
-        bad_stages = mismatched_decays(decays, preset_decay_rates(arch))
+        bad_stages = mismatched_decays(decays, arch_decay_rates(arch))
         if bad_stages:
             raise CheckpointError(
                 f"{source}: shapes match RMT-{arch.upper()} but the decay rates of stages "
@@ -173,3 +164,41 @@ def convert_detection_checkpoint(checkpoint: Mapping, source: str = "checkpoint"
     meta = convert_detector_meta(checkpoint.get("meta"))
     meta.update(rmt_arch=arch, converted_from=source)
     return {"state_dict": state_dict, "meta": meta}
+
+
+def convert_imagenet_checkpoint(checkpoint: Mapping, source: str = "checkpoint") -> dict:
+    """Convert an authors' ImageNet checkpoint to an mmengine backbone checkpoint.
+
+    Args:
+        checkpoint (Mapping): What ``torch.load`` returned for the authors' file.
+        source (str): The file, for messages.
+
+    Returns:
+        dict: ``{'state_dict': ..., 'meta': {'rmt_arch': ..., 'converted_from': ...}}``.
+
+    Raises:
+        CheckpointError: decay rates of another arch than the shapes match.
+    """
+    state_dict, decays = convert_authors_backbone(extract_state_dict(checkpoint, source))
+    arch = check_backbone_decays(state_dict, decays, source)
+    return {"state_dict": state_dict, "meta": {"rmt_arch": arch, "converted_from": source}}
+
+
+def convert_authors_checkpoint(checkpoint: Mapping, source: str = "checkpoint") -> dict:
+    """Convert either kind of authors' file, told apart by its ``backbone.`` keys.
+
+    Args:
+        checkpoint (Mapping): What ``torch.load`` returned for the authors' file.
+        source (str): The file, for messages.
+
+    Returns:
+        dict: See :func:`convert_detection_checkpoint` and :func:`convert_imagenet_checkpoint`;
+        ``meta['kind']`` is ``'detector'`` or ``'backbone'``.
+    """
+    if has_backbone_prefix(extract_state_dict(checkpoint, source)):
+        converted = convert_detection_checkpoint(checkpoint, source)
+        converted["meta"]["kind"] = "detector"
+    else:
+        converted = convert_imagenet_checkpoint(checkpoint, source)
+        converted["meta"]["kind"] = "backbone"
+    return converted

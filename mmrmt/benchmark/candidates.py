@@ -1,0 +1,317 @@
+"""What the benchmark compares: RMT with fast and reference MaSA, and Swin-T, on one input.
+
+``--arch`` gives bare backbones (``RMT-<arch> fast``/``reference`` sharing one model object, and
+one mmdet Swin-T backbone as the baseline of every arch); ``--config`` gives whole models (the
+config's model with either MaSA, and the same config with a Swin-T backbone).
+"""
+
+import argparse
+import copy
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import Callable, List, Sequence, Tuple
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from torch import nn
+
+from ..models import RMT, resolve_arch, set_attention_impl
+from ..models.layers import RetentionPosition
+from ..utils import UserError, build_model, config_scope, load_config
+from .steps import Step, backbone_step, config_inputs, config_step
+
+#: mmdet's Swin-T (``mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py``); mmseg's Swin takes the same keys.
+SWIN_T = dict(
+    type="SwinTransformer",
+    embed_dims=96,
+    depths=[2, 2, 6, 2],
+    num_heads=[3, 6, 12, 24],
+    window_size=7,
+    mlp_ratio=4,
+    qkv_bias=True,
+    qk_scale=None,
+    drop_rate=0.0,
+    attn_drop_rate=0.0,
+    drop_path_rate=0.2,
+    patch_norm=True,
+    out_indices=(0, 1, 2, 3),
+    with_cp=False,
+)
+#: Channels of Swin-T's four stage outputs.
+SWIN_T_DIMS = [96, 192, 384, 768]
+#: ``--impls``: RMT's two MaSA implementations and the Swin-T baseline.
+IMPLS = ("fast", "reference", "swin")
+#: Group of the Swin-T backbone, the baseline of every ``--arch`` group.
+SWIN_BACKBONE_GROUP = "backbones"
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+#: Builds a candidate's model and its step function on the candidate's input.
+Build = Callable[[], Tuple[nn.Module, Step]]
+
+
+def _no_preparation(model: nn.Module) -> None:
+    """Nothing to switch before a step (the model is not shared with another candidate)."""
+
+
+@dataclass
+class Candidate:
+    """One model to time.
+
+    Attributes:
+        name (str): Row label, e.g. ``'RMT-S fast'``.
+        group (str): Candidates compared with each other (one arch or config; the Swin-T
+            backbone has a group of its own and is the baseline of every arch).
+        impl (str): ``'fast'``, ``'reference'`` or ``'swin'``.
+        build (Build): Returns ``(model, step)``: ``step(train)`` runs one step on the model
+            and returns the loss (train) or the outputs (inference).
+        prepare (Callable): Called before each step of this candidate (e.g. switches the MaSA
+            implementation of a model shared with another candidate).
+    """
+
+    name: str
+    group: str
+    impl: str
+    build: Build
+    prepare: Callable[[nn.Module], None] = _no_preparation
+
+    @property
+    def backbone(self) -> bool:
+        """Whether this is a bare backbone (compared with the Swin-T backbone)."""
+        return self.group.endswith(" backbone") or self.group == SWIN_BACKBONE_GROUP
+
+
+def all_candidates(args: argparse.Namespace) -> List[Candidate]:
+    """Candidates of every ``--arch`` and ``--config``, in command-line order.
+
+    Nothing is built yet: each candidate's ``build`` does that.
+
+    Args:
+        args (argparse.Namespace): The benchmark's options.
+
+    Returns:
+        list[Candidate]: Each arch's fast/reference pair, then Swin-T (if asked for and
+        importable), then each config's fast/reference/Swin-T candidates.
+    """
+    candidates = []
+    for arch in args.arch:
+        candidates += arch_candidates(arch, args)
+    if args.arch and "swin" in args.impls and swin_available():
+        candidates.append(swin_candidate(args))
+    for path in args.config:
+        candidates += config_candidates(path, args)
+    return candidates
+
+
+def arch_candidates(arch: str, args: argparse.Namespace) -> List[Candidate]:
+    """RMT-<arch> fast and reference, timing one shared backbone (same weights).
+
+    Args:
+        arch (str): An RMT preset name (``'t'``, ``'s'``, ``'b'``, ``'l'``).
+        args (argparse.Namespace): The benchmark's options (``impls``, input, device, seed).
+
+    Returns:
+        list[Candidate]: One candidate per RMT implementation in ``args.impls``.
+    """
+
+    def build_rmt() -> nn.Module:
+        torch.manual_seed(args.seed)
+        model = RMT(arch=arch)
+        model.init_weights()
+        return _on_device(model, args)
+
+    rmt = _with_images(_shared(build_rmt), args)
+    return [
+        Candidate(
+            name=f"RMT-{arch.upper()} {impl}",
+            group=f"RMT-{arch.upper()} backbone",
+            impl=impl,
+            build=rmt,
+            prepare=_switch_attention(impl),
+        )
+        for impl in args.impls
+        if impl != "swin"
+    ]
+
+
+def swin_candidate(args: argparse.Namespace) -> Candidate:
+    """mmdet's Swin-T backbone, the baseline of every ``--arch`` row."""
+
+    def build_swin() -> nn.Module:
+        # mmdet is imported only when Swin-T is asked for (see swin_available).
+        from mmdet.models.backbones import SwinTransformer
+
+        torch.manual_seed(args.seed)
+        model = SwinTransformer(**{k: v for k, v in SWIN_T.items() if k != "type"})
+        model.init_weights()
+        return _on_device(model, args)
+
+    return Candidate("Swin-T (mmdet)", SWIN_BACKBONE_GROUP, "swin", _with_images(build_swin, args))
+
+
+def swin_available() -> bool:
+    """Whether mmdet's Swin imports (it needs mmdet and mmcv's compiled ops); warns if not."""
+    try:
+        from mmdet.models.backbones import SwinTransformer  # noqa: F401
+    except ImportError as error:
+        print(f"Swin-T skipped: mmdet's SwinTransformer does not import ({error})", file=sys.stderr)
+        return False
+    return True
+
+
+def swin_config(cfg: Config, out_indices: Sequence[int], rmt_dims: List[int]) -> Config:
+    """The same config with a Swin-T backbone, the layers that read its outputs adjusted.
+
+    A layer reads the backbone when its ``in_channels`` is the list of RMT's output channels
+    (an FPN) or, with an ``in_index``, RMT's channels at that index (a seg head reading one
+    stage); those become Swin-T's. Other ``in_channels`` (e.g. an RPN head after the neck) stay.
+
+    Args:
+        cfg (Config): A config whose ``model.backbone`` is RMT; not modified.
+        out_indices (Sequence[int]): The stages the backbone returns.
+        rmt_dims (list[int]): RMT's channels of those stages.
+
+    Returns:
+        Config: A copy with ``model.backbone`` = :data:`SWIN_T` (same ``out_indices``).
+    """
+    cfg = copy.deepcopy(cfg)
+    swin_dims = [SWIN_T_DIMS[index] for index in out_indices]
+    cfg.model.backbone = dict(SWIN_T, out_indices=tuple(out_indices))
+
+    def adjust(node: object) -> None:
+        if isinstance(node, dict):
+            channels = node.get("in_channels")
+            if isinstance(channels, (list, tuple)) and list(channels) == rmt_dims:
+                node["in_channels"] = list(swin_dims)
+            elif isinstance(channels, int) and isinstance(node.get("in_index"), int):
+                if channels == rmt_dims[node["in_index"]]:
+                    node["in_channels"] = swin_dims[node["in_index"]]
+            for key, value in node.items():
+                if key != "backbone":
+                    adjust(value)
+        elif isinstance(node, (list, tuple)):
+            for item in node:
+                adjust(item)
+
+    adjust(cfg.model)
+    return cfg
+
+
+def config_candidates(path: str, args: argparse.Namespace) -> List[Candidate]:
+    """The config's model with fast and reference MaSA, and with a Swin-T backbone.
+
+    Args:
+        path (str): An mmdet or mmseg config whose backbone is RMT.
+        args (argparse.Namespace): The benchmark's options.
+
+    Returns:
+        list[Candidate]: One candidate per ``args.impls``, all in the group named after the
+        config file; the fast and reference candidates share one model (same weights).
+
+    Raises:
+        UserError: ``--dtype`` is not fp32, or the config's backbone is not RMT.
+    """
+    if args.dtype != "fp32":
+        raise UserError("--dtype bf16/fp16 applies to --arch backbones only, not to --config")
+    cfg = load_config(path, args.cfg_options)
+    scope = config_scope(cfg)
+    backbone = cfg.model.backbone
+    if backbone.get("type") != "RMT":
+        raise UserError(f"{path}: model.backbone.type is {backbone.get('type')!r}, not 'RMT'")
+    # init_weights() logs every parameter at INFO level; keep the report readable.
+    MMLogger.get_instance("mmengine").setLevel(logging.WARNING)
+    # Random weights: benchmarking needs no checkpoint.
+    backbone.init_cfg = None
+    out_indices = list(backbone.get("out_indices", (0, 1, 2, 3)))
+    dims = resolve_arch(backbone.get("arch", "t"))["embed_dims"]
+    packed = config_inputs(scope, cfg, args.size, args.batch)
+    group = os.path.splitext(os.path.basename(path))[0]
+
+    def builder(model_cfg: dict) -> Callable[[], nn.Module]:
+        def build() -> nn.Module:
+            torch.manual_seed(args.seed)
+            model = build_model(cfg, model_cfg)
+            model.init_weights()
+            return _on_device(model, args)
+
+        return build
+
+    rmt = _shared(builder(cfg.model))
+    swin_model = swin_config(cfg, out_indices, [dims[i] for i in out_indices]).model
+    builders = {"fast": rmt, "reference": rmt, "swin": builder(swin_model)}
+
+    def with_step(build: Callable[[], nn.Module]) -> Build:
+        def build_with_step() -> Tuple[nn.Module, Step]:
+            model = build()
+            return model, config_step(model, _packed_on_device(packed, args))
+
+        return build_with_step
+
+    names = {"fast": f"{group} fast", "reference": f"{group} reference"}
+    return [
+        Candidate(
+            name=names.get(impl, f"{group} with Swin-T"),
+            group=group,
+            impl=impl,
+            build=with_step(builders[impl]),
+            prepare=_switch_attention(impl) if impl != "swin" else _no_preparation,
+        )
+        for impl in args.impls
+    ]
+
+
+def _switch_attention(impl: str) -> Callable[[nn.Module], None]:
+    """A ``prepare`` that sets every MaSA of the (shared) model to ``impl``."""
+
+    def prepare(model: nn.Module) -> None:
+        set_attention_impl(model, impl)
+
+    return prepare
+
+
+def _shared(build: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+    """Build once: the fast and reference candidates time one model object (same weights)."""
+    cache: List[nn.Module] = []
+
+    def get() -> nn.Module:
+        if not cache:
+            cache.append(build())
+        return cache[0]
+
+    return get
+
+
+def _on_device(model: nn.Module, args: argparse.Namespace) -> nn.Module:
+    """Apply ``--full-mask-limit`` and move the model to ``--device`` and ``--dtype``."""
+    if args.full_mask_limit is not None:
+        for module in model.modules():
+            if isinstance(module, RetentionPosition):
+                module.full_mask_limit = int(args.full_mask_limit * 2**20)
+    return model.to(device=args.device, dtype=DTYPES[args.dtype])
+
+
+def _images(args: argparse.Namespace) -> torch.Tensor:
+    """``--batch`` random images of ``--size``, the same for every candidate (``--seed``)."""
+    generator = torch.Generator().manual_seed(args.seed)
+    images = torch.randn(args.batch, 3, *args.size, generator=generator)
+    return images.to(device=args.device, dtype=DTYPES[args.dtype])
+
+
+def _with_images(build: Callable[[], nn.Module], args: argparse.Namespace) -> Build:
+    """A backbone's ``build``: the model and its step on :func:`_images`."""
+
+    def build_with_step() -> Tuple[nn.Module, Step]:
+        model = build()
+        return model, backbone_step(model, _images(args))
+
+    return build_with_step
+
+
+def _packed_on_device(packed: dict, args: argparse.Namespace) -> dict:
+    """A copy of a :func:`config_inputs` batch on ``--device``."""
+    packed = copy.deepcopy(packed)
+    packed["inputs"] = [image.to(args.device) for image in packed["inputs"]]
+    packed["data_samples"] = [sample.to(args.device) for sample in packed["data_samples"]]
+    return packed

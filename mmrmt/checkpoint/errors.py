@@ -1,0 +1,5 @@
+"""The error every checkpoint reader and converter raises for a file it cannot use."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: unreadable, unsafe, or not for this model."""

@@ -1,0 +1,35 @@
+"""The toy demo behind ``tools/run_demo.py``: train, evaluate, draw and plot in one work dir.
+
+Not imported by ``import mmrmt``: it needs the repository's ``tools/`` and matplotlib.
+"""
+
+from .curves import plot_curves, read_scalars
+from .pipeline import (
+    METRIC_KEYS,
+    ensure_toy_data,
+    evaluate,
+    final_checkpoint,
+    run_demo,
+    run_script,
+    train,
+    use_threads,
+    val_images,
+)
+from .report import previous_train_seconds, summary_lines, write_summary
+
+__all__ = [
+    "METRIC_KEYS",
+    "ensure_toy_data",
+    "evaluate",
+    "final_checkpoint",
+    "plot_curves",
+    "previous_train_seconds",
+    "read_scalars",
+    "run_demo",
+    "run_script",
+    "summary_lines",
+    "train",
+    "use_threads",
+    "val_images",
+    "write_summary",
+]

@@ -1,0 +1,22 @@
+"""What several test files share: the repository root and loading a ``tools/*.py`` script."""
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_tool(name: str) -> ModuleType:
+    """Import ``tools/<name>.py`` (not a package) as a module, to call its ``main``.
+
+    Args:
+        name (str): Script name without ``.py``, e.g. ``'train'``.
+
+    Returns:
+        ModuleType: The freshly executed script module.
+    """
+    spec = importlib.util.spec_from_file_location(f"tools_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
