@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.mmrmt-installed
 CONSTRAINTS := -c requirements.txt
 
-.PHONY: install test lint format toy-data demo demo-seg benchmark clean
+.PHONY: install test lint format toy-data demo demo-seg benchmark vis clean
 
 install: $(STAMP)
 
@@ -48,6 +48,11 @@ demo-seg: install toy-data
 
 benchmark: install
 	$(PY) tools/benchmark.py --arch s --size 800 1216
+
+# Decay, attention and ERF figures into work_dirs/vis/: the make demo checkpoint when it exists,
+# random weights otherwise (the figure titles say which).
+vis: install
+	$(PY) tools/vis_all.py --out work_dirs/vis
 
 clean:
 	rm -rf work_dirs

@@ -27,5 +27,9 @@ setup(
         "mmdet>=3.0.0,<3.4.0",
         "mmsegmentation>=1.0.0,<1.3.0",
     ],
+    # Optional features; requirements.txt pins versions that keep the stack's numpy.
+    extras_require={
+        "vis": ["scikit-image>=0.22"],
+    },
     license="Apache-2.0",
 )

@@ -25,6 +25,8 @@ baseline). ``impl='fast'`` computes the same function with:
 The benchmark, ``tools/benchmark.py``, and ``docs/benchmarks.md`` compare the two.
 """
 
+from typing import Callable, Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -91,6 +93,10 @@ class ManhattanSelfAttention(nn.Module):
         self.v_proj = nn.Linear(embed_dim, embed_dim)
         self.lepe = DepthwiseConv2d(embed_dim, 5)
         self.out_proj = nn.Linear(embed_dim, embed_dim)
+        #: Called as ``weights_recorder(self, axis, weights)`` with each softmax of the reference
+        #: path: ``'width'`` (B, H, heads, W, W), ``'height'`` (B, W, heads, H, H) or ``'full'``
+        #: (B, heads, HW, HW). None records nothing; see :mod:`mmrmt.visualization.attention`.
+        self.weights_recorder: Optional[Callable[[nn.Module, str, Tensor], None]] = None
 
     @property
     def impl(self) -> str:
@@ -136,17 +142,24 @@ class ManhattanSelfAttention(nn.Module):
             # Along the width: rows are independent, (B, H, heads, W, d).
             q_rows, k_rows = q.transpose(1, 2), k.transpose(1, 2)
             weights = torch.softmax(q_rows @ k_rows.transpose(-1, -2) + tables.decay_width, -1)
+            self._record("width", weights)
             v = weights @ v.transpose(1, 2)
             # Along the height of that result: columns are independent, (B, W, heads, H, d).
             q_cols, k_cols = q.permute(0, 3, 1, 2, 4), k.permute(0, 3, 1, 2, 4)
             weights = torch.softmax(q_cols @ k_cols.transpose(-1, -2) + tables.decay_height, -1)
+            self._record("height", weights)
             out = weights @ v.permute(0, 3, 2, 1, 4)
             out = out.permute(0, 3, 1, 2, 4).reshape(batch, height, width, -1)
         else:
             q, k, v = q.flatten(2, 3), k.flatten(2, 3), v.flatten(2, 3)  # (B, heads, HW, d)
             weights = torch.softmax(q @ k.transpose(-1, -2) + tables.decay_full, -1)
+            self._record("full", weights)
             out = (weights @ v).transpose(1, 2).reshape(batch, height, width, -1)
         return self.out_proj(out + lepe)
+
+    def _record(self, axis: str, weights: Tensor) -> None:
+        if self.weights_recorder is not None:
+            self.weights_recorder(self, axis, weights)
 
     # -- fast ---------------------------------------------------------------------------------
     def forward_fast(self, x: Tensor, tables: RetentionTables) -> Tensor:
