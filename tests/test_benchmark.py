@@ -301,3 +301,19 @@ def test_tool_reports_a_missing_config_in_one_line(tmp_path: Path, capsys):
 
     assert exit_code == 1
     assert f"config file not found: {missing}" in capsys.readouterr().err
+
+
+def test_flex_is_timed_by_default_on_cuda_only():
+    assert options("--arch", "t").impls == ["fast", "reference", "swin"]
+    assert options("--arch", "t", "--device", "cuda").impls == ["fast", "reference", "flex", "swin"]
+
+
+def test_flex_candidate_shares_the_model_and_switches_it_to_flex():
+    candidates = arch_candidates("t", options("--arch", "t", "--impls", "fast", "flex"))
+    fast, flex = candidates
+    model = fast.build()[0]
+
+    flex.prepare(model)
+
+    assert flex.name == "RMT-T flex" and flex.build()[0] is model
+    assert masa_impls(model) == {"flex"}

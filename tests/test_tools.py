@@ -185,6 +185,29 @@ def test_amp_switches_to_the_amp_optimizer_wrapper(tiny, monkeypatch):
     assert cfg.optim_wrapper.optimizer.type == "AdamW"
 
 
+def test_amp_dtype_bf16_sets_the_wrapper_dtype_without_loss_scaling(tiny, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    cfg = Config.fromfile(str(tiny[0]))
+    enable_amp(cfg, "bf16")
+    wrapper = cfg.optim_wrapper
+    assert (wrapper.type, wrapper.dtype, wrapper.loss_scale) == ("AmpOptimWrapper", "bfloat16", 1.0)
+
+
+def test_amp_bf16_on_a_gpu_without_bf16_is_a_user_error(tiny, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *args: "Tesla V100")
+    with pytest.raises(UserError, match="Tesla V100"):
+        enable_amp(Config.fromfile(str(tiny[0])), "bf16")
+
+
+def test_amp_dtype_without_amp_is_a_usage_error(tiny, capsys):
+    with pytest.raises(SystemExit):
+        load_tool("train").parse_args([str(tiny[0]), "--amp-dtype", "bf16"])
+    assert "--amp-dtype needs --amp" in capsys.readouterr().err
+
+
 # -- the tools at work --------------------------------------------------------------------------
 def test_train_then_test_evaluates_and_dumps_predictions(tiny, tmp_path):
     config, _ = tiny

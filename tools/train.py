@@ -1,6 +1,7 @@
 """Train a detector or segmentor from an mmdet or mmseg config (the config's default_scope picks).
 
-    python tools/train.py configs/det/maskrcnn_rmt_s_coco.py [--work-dir DIR] [--amp]
+    python tools/train.py configs/det/maskrcnn_rmt_s_coco.py [--work-dir DIR]
+        [--amp [--amp-dtype {fp16,bf16}]]
         [--resume [CKPT]] [--auto-scale-lr] [--cfg-options KEY=VALUE ...] [--launcher pytorch]
 
 Expected mistakes (a missing config, dataset file or ImageNet checkpoint) end with a one-line
@@ -24,7 +25,7 @@ from mmrmt.utils import (
     set_local_rank_env,
     set_work_dir,
 )
-from mmrmt.utils.train_options import enable_amp, enable_auto_scale_lr, set_resume
+from mmrmt.utils.train_options import AMP_DTYPES, enable_amp, enable_auto_scale_lr, set_resume
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -33,6 +34,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("config", help="config file")
     parser.add_argument("--work-dir", help="where logs and checkpoints go")
     parser.add_argument("--amp", action="store_true", help="automatic mixed precision")
+    parser.add_argument(
+        "--amp-dtype",
+        choices=sorted(AMP_DTYPES),
+        help="--amp autocast dtype: fp16 (with a dynamic loss scale; the default) or bf16",
+    )
     parser.add_argument(
         "--auto-scale-lr",
         action="store_true",
@@ -47,6 +53,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     add_config_args(parser)
     add_launcher_args(parser)
     args = parser.parse_args(argv)
+    if args.amp_dtype and not args.amp:
+        parser.error("--amp-dtype needs --amp")
     set_local_rank_env(args.local_rank)
     return args
 
@@ -57,7 +65,7 @@ def train(args: argparse.Namespace) -> None:
     config_scope(cfg)
     set_work_dir(cfg, args.config, args.work_dir)
     if args.amp:
-        enable_amp(cfg)
+        enable_amp(cfg, args.amp_dtype or "fp16")
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg)
     set_resume(cfg, args.resume)

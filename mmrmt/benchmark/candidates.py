@@ -42,8 +42,11 @@ SWIN_T = dict(
 )
 #: Channels of Swin-T's four stage outputs.
 SWIN_T_DIMS = [96, 192, 384, 768]
-#: ``--impls``: RMT's two MaSA implementations and the Swin-T baseline.
-IMPLS = ("fast", "reference", "swin")
+#: ``--impls``: RMT's MaSA implementations and the Swin-T baseline.
+IMPLS = ("fast", "reference", "flex", "swin")
+#: The default ``--impls`` on the CPU: there ``'flex'`` runs eagerly and unfused, forward only
+#: (a check path, not a kernel), so it is timed only when asked for.
+CPU_DEFAULT_IMPLS = ("fast", "reference", "swin")
 #: Group of the Swin-T backbone, the baseline of every ``--arch`` group.
 SWIN_BACKBONE_GROUP = "backbones"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -64,7 +67,7 @@ class Candidate:
         name (str): Row label, e.g. ``'RMT-S fast'``.
         group (str): Candidates compared with each other (one arch or config; the Swin-T
             backbone has a group of its own and is the baseline of every arch).
-        impl (str): ``'fast'``, ``'reference'`` or ``'swin'``.
+        impl (str): ``'fast'``, ``'reference'``, ``'flex'`` or ``'swin'``.
         build (Build): Returns ``(model, step)``: ``step(train)`` runs one step on the model
             and returns the loss (train) or the outputs (inference).
         prepare (Callable): Called before each step of this candidate (e.g. switches the MaSA
@@ -240,7 +243,7 @@ def config_candidates(path: str, args: argparse.Namespace) -> List[Candidate]:
 
     rmt = _shared(builder(cfg.model))
     swin_model = swin_config(cfg, out_indices, [dims[i] for i in out_indices]).model
-    builders = {"fast": rmt, "reference": rmt, "swin": builder(swin_model)}
+    builders = {"fast": rmt, "reference": rmt, "flex": rmt, "swin": builder(swin_model)}
 
     def with_step(build: Callable[[], nn.Module]) -> Build:
         def build_with_step() -> Tuple[nn.Module, Step]:
@@ -249,7 +252,7 @@ def config_candidates(path: str, args: argparse.Namespace) -> List[Candidate]:
 
         return build_with_step
 
-    names = {"fast": f"{group} fast", "reference": f"{group} reference"}
+    names = {impl: f"{group} {impl}" for impl in ("fast", "reference", "flex")}
     return [
         Candidate(
             name=names.get(impl, f"{group} with Swin-T"),

@@ -9,7 +9,7 @@ import argparse
 from typing import Optional, Sequence
 
 from ..utils import add_config_args
-from .candidates import DTYPES, IMPLS
+from .candidates import CPU_DEFAULT_IMPLS, DTYPES, IMPLS
 
 #: Step kinds: ``eval()`` under ``no_grad``, or ``train()`` with forward and backward.
 MODES = ("infer", "train")
@@ -28,7 +28,13 @@ def add_benchmark_args(parser: argparse.ArgumentParser) -> None:
         "--batch", type=int, default=1, help="images per step (training a segmentor needs >= 2)"
     )
     parser.add_argument("--mode", nargs="+", choices=MODES, default=["infer"])
-    parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
+    parser.add_argument(
+        "--impls",
+        nargs="+",
+        choices=IMPLS,
+        default=None,
+        help=f"candidates (default: all on CUDA; {' '.join(CPU_DEFAULT_IMPLS)} on the CPU)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per candidate")
@@ -52,7 +58,8 @@ def add_benchmark_args(parser: argparse.ArgumentParser) -> None:
 def parse_benchmark_args(
     parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None
 ) -> argparse.Namespace:
-    """Parse ``argv`` with ``parser``; with neither ``--arch`` nor ``--config``, time RMT-S.
+    """Parse ``argv`` with ``parser``; with neither ``--arch`` nor ``--config``, time RMT-S, and
+    without ``--impls`` every candidate on CUDA, all but ``'flex'`` on the CPU.
 
     Args:
         parser (argparse.ArgumentParser): A parser given :func:`add_benchmark_args`.
@@ -64,4 +71,6 @@ def parse_benchmark_args(
     args = parser.parse_args(argv)
     if not args.arch and not args.config:
         args.arch = ["s"]
+    if args.impls is None:
+        args.impls = list(IMPLS if args.device.startswith("cuda") else CPU_DEFAULT_IMPLS)
     return args

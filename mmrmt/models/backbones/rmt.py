@@ -18,14 +18,14 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...arch_zoo import ARCH_SETTINGS, resolve_arch
 from ...checkpoint.loading import load_backbone_checkpoint
-from ..layers.position import RetentionPosition, RetentionTables
+from ..layers.position import FULL_MASK_LIMIT, RetentionPosition, RetentionTables
 from ..layers.retention import ATTENTION_IMPLS, DepthwiseConv2d, ManhattanSelfAttention
 
 __all__ = ["ARCH_SETTINGS", "RMT", "resolve_arch", "set_attention_impl"]
 
 #: Implementations that read their stage's cached position tables; the others get fresh
 #: tables every forward (the reference recomputes everything, as a baseline should).
-CACHED_TABLE_IMPLS = ("fast",)
+CACHED_TABLE_IMPLS = ("fast", "flex")
 
 
 class ConvStem(nn.Sequential):
@@ -117,7 +117,7 @@ class RetentionBlock(nn.Module):
         decomposed (bool): Decomposed (per-axis) or full MaSA.
         drop_path (float): Stochastic depth rate.
         layer_scale (float | None): Initial layer-scale value, or None for no layer scale.
-        attn_impl (str): ``'fast'`` or ``'reference'``.
+        attn_impl (str): ``'fast'``, ``'reference'`` or ``'flex'``.
     """
 
     def __init__(
@@ -175,8 +175,8 @@ class RetentionStage(nn.Module):
         out_channels (int | None): Next stage's channels; None for the last stage.
         norm_cfg (dict): Norm config of the downsampling BN.
         with_cp (bool): Checkpoint every block to save memory.
-        attn_impl (str): ``'fast'`` or ``'reference'``; the stage owns it for all its blocks
-            and picks its position-table path from it (see :attr:`attn_impl`).
+        attn_impl (str): ``'fast'``, ``'reference'`` or ``'flex'``; the stage owns it for all its
+            blocks and picks its position-table path from it (see :attr:`attn_impl`).
     """
 
     def __init__(
@@ -221,6 +221,12 @@ class RetentionStage(nn.Module):
         for block in self.blocks:
             block.retention.impl = impl  # validates the name
         self._attn_impl = impl
+        # FlexAttention makes the decay in its kernel: a full stage need not build (and cache)
+        # its (heads, HW, HW) mask; should flex not run, 'fast' builds it blockwise.
+        limit = 0 if impl == "flex" else FULL_MASK_LIMIT
+        if self.rel_pos.full_mask_limit != limit:
+            self.rel_pos.full_mask_limit = limit
+            self.rel_pos.clear_cache()
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """x (Tensor): (B, H, W, C). Returns the stage output and the next stage's input."""
@@ -285,7 +291,9 @@ class RMT(BaseModule):
         with_cp (bool): Gradient checkpointing per block. Default: False.
         norm_cfg (dict): Config of the BN layers of the stem and downsampling
             (``dict(type='SyncBN')`` for multi-GPU). Default: ``dict(type='BN')``.
-        attn_impl (str): ``'fast'`` or ``'reference'`` MaSA (the same function). Default: 'fast'.
+        attn_impl (str): ``'fast'``, ``'reference'`` or ``'flex'`` MaSA (the same function;
+            ``'flex'`` makes the decay inside a FlexAttention kernel, compiled on CUDA, see
+            :mod:`mmrmt.models.layers.flex_attention`). Default: 'fast'.
         init_cfg (dict | list[dict] | None): ``dict(type='Pretrained', checkpoint=PATH)`` loads
             the authors' ImageNet or detection/segmentation checkpoints (see
             :func:`mmrmt.checkpoint.load_backbone_checkpoint`). Default: None.

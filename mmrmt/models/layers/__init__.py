@@ -1,5 +1,6 @@
 """Building blocks of RMT: position tables and Manhattan Self-Attention."""
 
+from .flex_attention import FLEX_AVAILABLE, compiled_variants
 from .position import (
     RetentionPosition,
     RetentionTables,
@@ -12,10 +13,12 @@ from .retention import DepthwiseConv2d, ManhattanSelfAttention, rotate_every_two
 
 __all__ = [
     "DepthwiseConv2d",
+    "FLEX_AVAILABLE",
     "ManhattanSelfAttention",
     "RetentionPosition",
     "RetentionTables",
     "axis_distance",
+    "compiled_variants",
     "head_decay_rates",
     "manhattan_distance",
     "rotary_frequencies",

@@ -52,6 +52,11 @@ def axis_distance(length: int, device: Optional[torch.device] = None) -> Tensor:
     return (index[:, None] - index[None, :]).abs()
 
 
+def is_exporting() -> bool:
+    """Whether ``torch.onnx.export`` or ``torch.export`` is tracing the model."""
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
 # 512 MiB keeps the fp32 full mask of RMT-T's third stage at detection sizes up to 800x1216
 # (8 heads x 3800^2 tokens, 462 MB): one fused attention call over a cached mask is about 1.3x
 # faster on CPU than building the mask blockwise in every block; beyond it memory comes first.
@@ -73,6 +78,9 @@ class RetentionTables(NamedTuple):
             ``decay_height[:, yq, yk] + decay_width[:, xq, xk]``.
         rotation (Tensor | None): (H, W, head_dim / 2) ``cos + i sin`` of each channel pair,
             complex; None for dtypes without a complex counterpart (bf16).
+        decay_rates (Tensor | None): (heads,) ``log(gamma_h)``, from which the FlexAttention
+            kernels make the decay from token indices; always set by
+            :meth:`RetentionPosition.compute`.
     """
 
     sin: Tensor
@@ -81,6 +89,7 @@ class RetentionTables(NamedTuple):
     decay_height: Tensor
     decay_width: Tensor
     rotation: Optional[Tensor]
+    decay_rates: Optional[Tensor] = None
 
 
 class RetentionPosition(nn.Module):
@@ -157,10 +166,14 @@ class RetentionPosition(nn.Module):
             distance = manhattan_distance(height, width, device)
             decay_full = (decay[:, None, None] * distance).to(dtype)
         rotation = None
-        if dtype in (torch.float32, torch.float64):
+        # ONNX has no complex tensors: an exported graph rotates with the real sin/cos tables.
+        if dtype in (torch.float32, torch.float64) and not is_exporting():
             # Both channels of a pair share one angle.
             rotation = torch.complex(cos[..., 0::2], sin[..., 0::2])
-        return RetentionTables(sin, cos, decay_full, decay_height, decay_width, rotation)
+        decay_rates = decay.to(dtype)
+        return RetentionTables(
+            sin, cos, decay_full, decay_height, decay_width, rotation, decay_rates
+        )
 
     @torch.no_grad()
     def forward(self, height: int, width: int, dtype: torch.dtype) -> RetentionTables:
@@ -174,6 +187,14 @@ class RetentionPosition(nn.Module):
         Returns:
             RetentionTables: tables on the buffers' device.
         """
+        if is_exporting():
+            # One exported file serves every input size: its graph computes the tables from the
+            # traced size, full masks included (the blockwise loop would freeze the size).
+            return self.compute(height, width, dtype)
+        if torch.compiler.is_compiling():
+            # A compiled model builds the tables inside its graph: a lookup in this dict would
+            # guard on every cached size and recompile the model for each new one.
+            return self.compute(height, width, dtype, self.full_mask_limit)
         key: Tuple = (height, width, self.decay.device, dtype)
         tables = self._cache.get(key)
         if tables is None:

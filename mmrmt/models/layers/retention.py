@@ -22,6 +22,10 @@ baseline). ``impl='fast'`` computes the same function with:
 * for full MaSA over many tokens, the decay mask built blockwise from the two axis tables
   (:func:`blockwise_full_attention`) instead of a (heads, HW, HW) table.
 
+``impl='flex'`` is ``'fast'`` with the decay computed inside a FlexAttention kernel from the token
+indices (:mod:`~mmrmt.models.layers.flex_attention`): no mask tensor, compiled on CUDA. Where
+FlexAttention cannot run (CPU training, a torch without it, other dtypes) it runs ``'fast'``.
+
 The benchmark, ``tools/benchmark.py``, and ``docs/benchmarks.md`` compare the two.
 """
 
@@ -31,9 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .flex_attention import flex_decomposed_attention, flex_full_attention, flex_runs
 from .position import RetentionTables
 
-ATTENTION_IMPLS = ("fast", "reference")
+ATTENTION_IMPLS = ("fast", "reference", "flex")
 
 
 def rotate_every_two(x: Tensor) -> Tensor:
@@ -71,7 +76,8 @@ class ManhattanSelfAttention(nn.Module):
         embed_dim (int): Channels ``C``.
         num_heads (int): Heads; must divide ``C`` into an even head dim.
         decomposed (bool): Attend along the width, then the height, instead of over all tokens.
-        impl (str): ``'fast'`` or ``'reference'``; the same function either way.
+        impl (str): ``'fast'``, ``'reference'`` or ``'flex'`` (``'fast'`` with the decay made
+            inside a FlexAttention kernel); the same function every way.
     """
 
     def __init__(
@@ -100,7 +106,7 @@ class ManhattanSelfAttention(nn.Module):
 
     @property
     def impl(self) -> str:
-        """Which implementation ``forward`` runs: ``'fast'`` or ``'reference'``."""
+        """Which implementation ``forward`` runs: ``'fast'``, ``'reference'`` or ``'flex'``."""
         return self._impl
 
     @impl.setter
@@ -174,7 +180,10 @@ class ManhattanSelfAttention(nn.Module):
         q, k = rotate(q.view(split), tables), rotate(k.view(split), tables)
         lepe = self.lepe(v)
         v = v.view(split)
-        if self.decomposed:
+        if self._impl == "flex" and flex_runs(q, k, v):
+            flex = flex_decomposed_attention if self.decomposed else flex_full_attention
+            out = flex(q, k, v, tables.decay_rates, self.scaling)
+        elif self.decomposed:
             out = decomposed_attention(
                 q, k, v, tables.decay_height, tables.decay_width, self.scaling
             )
@@ -193,7 +202,8 @@ def rotate(x: Tensor, tables: RetentionTables) -> Tensor:
 
     The theta shift turns each channel pair by the token's angle, i.e. multiplies it as a
     complex number by ``cos + i sin``: one pass over ``x`` instead of the five of
-    :func:`theta_shift`. dtypes without a complex counterpart (bf16) use :func:`theta_shift`.
+    :func:`theta_shift`. dtypes without a complex counterpart (bf16) use :func:`theta_shift`, and
+    so do exported graphs (ONNX has no complex tensors; their tables carry no ``rotation``).
 
     Args:
         x (Tensor): (B, H, W, heads, d), the channels of a pair adjacent.
