@@ -11,15 +11,9 @@ import torch._dynamo
 from torch._dynamo.testing import CompileCounter
 
 from mmrmt.models import RMT
+from tests.helpers import TINY_ARCH as SMALL_ARCH
 
-TINY_ARCH = dict(
-    embed_dims=[16, 32, 64, 64],
-    depths=[1, 1, 1, 1],
-    num_heads=[2, 2, 4, 4],
-    heads_ranges=[4, 4, 6, 6],
-    mlp_ratios=[2, 2, 2, 2],
-    decomposed=[True, True, False, False],
-)
+TINY_ARCH = dict(SMALL_ARCH, embed_dims=[16, 32, 64, 64])
 
 #: A multi-scale sequence of (H, W): every size new, the last one square.
 SIZES = [(64, 96), (96, 64), (72, 88), (56, 120), (80, 80)]

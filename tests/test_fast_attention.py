@@ -8,6 +8,7 @@ from mmrmt.models import RMT, resolve_arch, set_attention_impl
 from mmrmt.models.layers import ManhattanSelfAttention, RetentionPosition
 from mmrmt.models.layers import retention as retention_module
 from tests.conftest import randomize_buffers_and_norms
+from tests.helpers import TINY_ARCH as SMALL_ARCH
 
 
 def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -192,14 +193,7 @@ def test_rotation_table_matches_sin_and_cos_of_each_pair():
 
 
 # -- switching implementations -------------------------------------------------------------------
-TINY_ARCH = dict(
-    embed_dims=[16, 32, 64, 128],
-    depths=[1, 2, 1, 1],
-    num_heads=[2, 2, 4, 4],
-    heads_ranges=[4, 4, 6, 6],
-    mlp_ratios=[2, 2, 2, 2],
-    decomposed=[True, True, False, False],
-)
+TINY_ARCH = dict(SMALL_ARCH, depths=[1, 2, 1, 1])  # two blocks in a decomposed stage
 
 
 def test_set_attention_impl_reaches_every_stage_and_block_of_a_wrapping_model():

@@ -20,17 +20,9 @@ from mmrmt.analysis import flops
 from mmrmt.engine import setup_launcher
 from mmrmt.utils import UserError
 from mmrmt.utils.train_options import enable_amp
-from tests.helpers import REPO, load_tool
+from tests.helpers import REPO, TINY_ARCH, load_tool
 
 IMAGE_SIZE = (64, 96)  # H, W
-TINY_ARCH = dict(
-    embed_dims=[16, 32, 64, 128],
-    depths=[1, 1, 1, 1],
-    num_heads=[2, 2, 4, 4],
-    heads_ranges=[4, 4, 6, 6],
-    mlp_ratios=[2, 2, 2, 2],
-    decomposed=[True, True, False, False],
-)
 
 
 def write_tiny_coco(root: Path, num_images: int = 4) -> None:
