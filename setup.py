@@ -30,6 +30,7 @@ setup(
     # Optional features; requirements.txt pins versions that keep the stack's numpy.
     extras_require={
         "vis": ["scikit-image>=0.22"],
+        "deploy": ["onnx>=1.23", "onnxscript>=0.7", "onnxruntime>=1.32", "ml_dtypes<0.6"],
     },
     license="Apache-2.0",
 )

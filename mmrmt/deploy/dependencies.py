@@ -1,0 +1,34 @@
+"""The deploy extra (onnx, onnxscript, onnxruntime), imported only when a deploy function runs.
+
+The core install does not need them: ``import mmrmt.deploy`` works without them, and the first
+call that does turns a missing package into one line naming the extra.
+"""
+
+import importlib
+from types import ModuleType
+
+from ..utils import UserError
+
+#: How to install what export and evaluation need.
+DEPLOY_EXTRA = "pip install -e .[deploy]"
+
+
+def require(package: str) -> ModuleType:
+    """Import ``package`` of the deploy extra.
+
+    Args:
+        package (str): ``'onnx'``, ``'onnxscript'`` or ``'onnxruntime'``.
+
+    Returns:
+        ModuleType: The imported package.
+
+    Raises:
+        UserError: the package is not installed.
+    """
+    try:
+        return importlib.import_module(package)
+    except ImportError as error:
+        raise UserError(
+            f"{package} is not installed; ONNX export and evaluation need mmrmt's deploy extra: "
+            f"{DEPLOY_EXTRA} (onnx, onnxscript, onnxruntime)"
+        ) from error
