@@ -23,15 +23,9 @@ from mmrmt.visualization.gallery import (
 )
 from mmrmt.visualization.model_loading import rmt_from_config
 from tests.helpers import REPO, load_tool
+from tests.helpers import TINY_ARCH as SMALL_ARCH
 
-TINY_ARCH = dict(
-    embed_dims=[8, 16, 32, 64],
-    depths=[1, 1, 1, 1],
-    num_heads=[2, 2, 4, 4],
-    heads_ranges=[4, 4, 6, 6],
-    mlp_ratios=[1, 1, 1, 1],
-    decomposed=[True, True, False, False],
-)
+TINY_ARCH = dict(SMALL_ARCH, embed_dims=[8, 16, 32, 64], mlp_ratios=[1, 1, 1, 1])
 
 
 def manhattan_from(query, grid_size):
