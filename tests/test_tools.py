@@ -175,6 +175,8 @@ def test_amp_switches_to_the_amp_optimizer_wrapper(tiny, monkeypatch):
     enable_amp(cfg)
     assert (cfg.optim_wrapper.type, cfg.optim_wrapper.loss_scale) == ("AmpOptimWrapper", "dynamic")
     assert cfg.optim_wrapper.optimizer.type == "AdamW"
+    # mmcv's RoIAlign has an fp16 kernel: mmdet's own extractor stays.
+    assert cfg.model.roi_head.mask_roi_extractor.type == "SingleRoIExtractor"
 
 
 def test_amp_dtype_bf16_sets_the_wrapper_dtype_without_loss_scaling(tiny, monkeypatch):
@@ -184,6 +186,9 @@ def test_amp_dtype_bf16_sets_the_wrapper_dtype_without_loss_scaling(tiny, monkey
     enable_amp(cfg, "bf16")
     wrapper = cfg.optim_wrapper
     assert (wrapper.type, wrapper.dtype, wrapper.loss_scale) == ("AmpOptimWrapper", "bfloat16", 1.0)
+    # ...but no bf16 one: the RoIs are pooled in fp32.
+    assert cfg.model.roi_head.bbox_roi_extractor.type == "Fp32SingleRoIExtractor"
+    assert cfg.model.roi_head.mask_roi_extractor.type == "Fp32SingleRoIExtractor"
 
 
 def test_amp_bf16_on_a_gpu_without_bf16_is_a_user_error(tiny, monkeypatch):

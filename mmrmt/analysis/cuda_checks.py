@@ -212,12 +212,14 @@ def check_amp_training(config: str) -> None:
     name = config.rsplit("/", 1)[-1]
     for amp_dtype, dtype_name in AMP_DTYPES.items():
         dtype = getattr(torch, dtype_name)
+        # The model as --amp builds it (bf16 pools RoIs in fp32), with the same weights.
+        amp_cfg = load_config(config, {"model.backbone.init_cfg": None})
+        enable_amp(amp_cfg, amp_dtype)
+        model = build_model(amp_cfg).cuda().train()
         model.load_state_dict(initial)
         grads = loss_gradients(model, data, dtype, keep)
         error = relative_error(grads, want)
         check(f"{name} {amp_dtype}: backbone gradients vs fp32", error, GRAD_TOLERANCE[dtype])
-        amp_cfg = load_config(config, {"model.backbone.init_cfg": None})
-        enable_amp(amp_cfg, amp_dtype)
         wrapper = build_optim_wrapper(model, amp_cfg.optim_wrapper)
         worst = 0.0
         for _ in range(3):

@@ -1,10 +1,11 @@
 """How the options of ``tools/train.py`` change a config: ``--amp`` (``--amp-dtype``),
 ``--auto-scale-lr``, ``--resume``."""
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from mmengine.config import Config
+from mmengine.utils import import_modules_from_strings
 
 from .data_files import check_checkpoint_file
 from .errors import UserError
@@ -12,13 +13,17 @@ from .errors import UserError
 #: ``--amp-dtype`` choices and the dtype names mmengine's ``AmpOptimWrapper`` takes.
 AMP_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
 
+#: The module that registers ``Fp32SingleRoIExtractor`` in mmdet's ``MODELS``.
+FP32_ROI_MODULE = "mmrmt.models.roi_extractors"
+
 
 def enable_amp(cfg: Config, dtype: str = "fp16") -> None:
     """Switch the optimizer wrapper to mmengine's ``AmpOptimWrapper``, autocasting to ``dtype``.
 
     fp16 gets a dynamic loss scale (small fp16 gradients underflow without one); bf16, which has
     float32's exponent range, a constant scale of 1. Either way mmengine skips a step whose
-    gradients hold inf or nan. A ``loss_scale`` already in the config is kept.
+    gradients hold inf or nan. A ``loss_scale`` already in the config is kept. bf16 also pools
+    RoIs in float32 (:func:`pool_rois_in_fp32`): mmcv's RoIAlign has no bf16 kernel.
 
     Args:
         cfg (Config): The training config, changed in place.
@@ -46,6 +51,43 @@ def enable_amp(cfg: Config, dtype: str = "fp16") -> None:
     cfg.optim_wrapper.type = "AmpOptimWrapper"
     cfg.optim_wrapper.dtype = AMP_DTYPES[dtype]
     cfg.optim_wrapper.setdefault("loss_scale", "dynamic" if dtype == "fp16" else 1.0)
+    if dtype == "bf16":
+        pool_rois_in_fp32(cfg)
+
+
+def pool_rois_in_fp32(cfg: Config) -> int:
+    """Swap every ``SingleRoIExtractor`` in ``cfg.model`` for ``Fp32SingleRoIExtractor``.
+
+    Also imports the module that registers it and adds that module to ``custom_imports``, so
+    the config dumped into the work dir (and every distributed worker) builds the same model.
+
+    Args:
+        cfg (Config): The config, changed in place.
+
+    Returns:
+        int: How many extractors were swapped (0 for a model without RoI heads).
+    """
+    swapped = _swap_types(cfg.model, {"SingleRoIExtractor", "mmdet.SingleRoIExtractor"})
+    if swapped:
+        import_modules_from_strings([FP32_ROI_MODULE])
+        custom = cfg.setdefault("custom_imports", dict(imports=[], allow_failed_imports=False))
+        if FP32_ROI_MODULE not in custom.imports:
+            custom.imports = [*custom.imports, FP32_ROI_MODULE]
+    return swapped
+
+
+def _swap_types(node: Any, old_types: set) -> int:
+    """Set ``type='Fp32SingleRoIExtractor'`` in every dict of ``node`` whose type is in
+    ``old_types``; return how many."""
+    if isinstance(node, (list, tuple)):
+        return sum(_swap_types(item, old_types) for item in node)
+    if not isinstance(node, dict):
+        return 0
+    swapped = 0
+    if node.get("type") in old_types:
+        node["type"] = "Fp32SingleRoIExtractor"
+        swapped = 1
+    return swapped + sum(_swap_types(value, old_types) for value in node.values())
 
 
 def enable_auto_scale_lr(cfg: Config) -> None:
