@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.runner import load_checkpoint
 from torch import Tensor, nn
 
 from ..checkpoint import load_backbone_checkpoint
 from ..models import RMT, set_attention_impl
-from ..utils import UserError, build_model, check_checkpoint_file, load_config
+from ..utils import UserError, check_checkpoint_file, load_model, load_weights
 from ..version import __version__
 from .dependencies import require
 from .graphs import BACKBONE, KINDS, ExportGraph, describe_kind, export_graphs, model_kind
@@ -292,13 +291,15 @@ def load_config_model(
     backbone_only: bool = False,
     cfg_options: Optional[dict] = None,
 ) -> Tuple[nn.Module, str]:
-    """Build a config's model (or its backbone) with a checkpoint's weights, or random ones.
+    """Build a config's model (or its backbone) in eval mode, with a checkpoint's weights or
+    seeded random ones (:func:`mmrmt.utils.load_model`).
 
     Args:
         config (str): An mmdet or mmseg config.
         checkpoint (str | None): The whole model's checkpoint (``tools/train.py``'s); with
             ``backbone_only`` and an RMT backbone, an authors' ImageNet checkpoint works too.
-            None keeps random weights.
+            None keeps the random weights the modules' ``__init__`` made (no ``init_weights()``,
+            which could read the config's pretrained backbone).
         backbone_only (bool): Return the backbone alone.
         cfg_options (dict | None): Parsed ``--cfg-options``.
 
@@ -309,22 +310,19 @@ def load_config_model(
         UserError: a missing config or checkpoint, a model kind that cannot be exported, or a
             checkpoint that does not fit.
     """
-    cfg = load_config(config, cfg_options)
-    check_checkpoint_file(checkpoint, "checkpoint", "Pass a checkpoint written by tools/train.py")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = build_model(cfg)
-    if backbone_only and checkpoint is not None and isinstance(model.backbone, RMT):
+    if not backbone_only:
+        model = load_model(config, checkpoint, cfg_options)
+        return model, model_kind(model, config)
+    check_checkpoint_file(
+        checkpoint, "checkpoint", "Pass a tools/train.py or RMT ImageNet checkpoint"
+    )
+    model = load_model(config, cfg_options=cfg_options)
+    if checkpoint is not None and isinstance(model.backbone, RMT):
         # Also reads the authors' ImageNet checkpoints, and detectors' with their prefix.
         load_backbone_checkpoint(model.backbone, checkpoint)
-        return model.backbone, BACKBONE
-    kind = BACKBONE if backbone_only else model_kind(model, config)
-    if checkpoint is not None:
-        try:
-            load_checkpoint(model, checkpoint, map_location="cpu", strict=True, logger="silent")
-        except (RuntimeError, KeyError) as error:
-            raise UserError(f"checkpoint {checkpoint} does not fit {config}: {error}") from error
-    return (model.backbone if backbone_only else model), kind
+    elif checkpoint is not None:
+        load_weights(model, checkpoint, config)
+    return model.backbone, BACKBONE
 
 
 def load_preset_backbone(arch: str, checkpoint: Optional[str] = None) -> nn.Module:

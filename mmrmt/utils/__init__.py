@@ -1,4 +1,4 @@
-"""What the tools share: config reading and model building, options, file checks, user errors.
+"""What the tools share: configs, their models and weights, options, file checks, user errors.
 
 mmdet keeps the logic of its tools in ``mmdet/utils``; so does mmrmt, and ``tools/*.py`` stay
 argument parsing plus calls into the package.
@@ -16,6 +16,7 @@ from .config import (
 )
 from .data_files import check_checkpoint_file, check_data_files
 from .errors import USER_ERRORS, UserError, debug_requested, describe_error, run_with_user_errors
+from .model_loading import check_weights_fit, load_model, load_weights
 
 __all__ = [
     "SCOPES",
@@ -27,10 +28,13 @@ __all__ = [
     "build_runner",
     "check_checkpoint_file",
     "check_data_files",
+    "check_weights_fit",
     "config_scope",
     "debug_requested",
     "describe_error",
     "load_config",
+    "load_model",
+    "load_weights",
     "parse_cfg_options",
     "run_with_user_errors",
     "scope_registry",

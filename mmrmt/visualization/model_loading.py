@@ -1,14 +1,12 @@
 """The models the pictures look at: a config's model (random or trained) and the RMT inside it."""
 
 import os
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
-from ..checkpoint import extract_state_dict, read_checkpoint
 from ..models import RMT
-from ..utils import UserError, build_model, check_checkpoint_file, load_config
+from ..utils import UserError, load_model
 
 
 def find_rmt(model: nn.Module, source: str) -> RMT:
@@ -42,7 +40,7 @@ def rmt_from_config(
         config (str): Config file of a model with an RMT backbone.
         checkpoint (str | None): Checkpoint of the whole model (``tools/train.py``'s); None
             gives the backbone its own initialisation (``init_weights()``, which loads the
-            config's pretrained backbone if it names one) and the rest PyTorch's defaults.
+            config's pretrained backbone if it names one) and the rest seeded PyTorch defaults.
         cfg_options (dict | None): Parsed ``--cfg-options``.
 
     Returns:
@@ -52,51 +50,14 @@ def rmt_from_config(
         UserError: missing config or checkpoint, no RMT in the model, or a checkpoint whose
             weights do not fit it.
     """
-    check_checkpoint_file(checkpoint, "checkpoint", "Pass a checkpoint written by tools/train.py")
-    cfg = load_config(config, cfg_options)
-    # Random weights are seeded, so that the same figures come out every time; the global RNG
-    # is left as it was.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = build_model(cfg)
-        backbone = find_rmt(model, config)
-        if checkpoint is None:
-            # The backbone alone: the model's init_weights() logs every parameter to the console.
-            backbone.init_weights()
-    if checkpoint is not None:
-        state_dict = extract_state_dict(read_checkpoint(checkpoint), checkpoint)
-        check_weights_fit(model, state_dict, f"checkpoint {checkpoint} does not fit {config}")
-        model.load_state_dict(state_dict)
-    model.eval()
-    return model, backbone
 
+    def init_backbone(model: nn.Module) -> None:
+        # The backbone alone: the model's init_weights() logs every parameter to the console.
+        # Found first, so that a model without an RMT is refused before any init_cfg runs.
+        find_rmt(model, config).init_weights()
 
-def check_weights_fit(model: nn.Module, state_dict: Dict[str, Tensor], problem: str) -> None:
-    """Raise a one-line :class:`UserError` unless ``state_dict`` holds exactly ``model``'s weights.
-
-    Args:
-        model (nn.Module): The model.
-        state_dict (dict[str, Tensor]): The weights to load.
-        problem (str): Start of the message, e.g. which file does not fit which config.
-
-    Raises:
-        UserError: weights missing, unexpected or of another shape, counted with an example.
-    """
-    own = model.state_dict()
-    mismatches = {
-        "missing": [name for name in own if name not in state_dict],
-        "of another shape": [
-            f"{name}: {tuple(state_dict[name].shape)} in the file, {tuple(value.shape)} here"
-            for name, value in own.items()
-            if name in state_dict and state_dict[name].shape != value.shape
-        ],
-        "unexpected": [name for name in state_dict if name not in own],
-    }
-    found = [
-        f"{len(names)} {kind} (e.g. {names[0]})" for kind, names in mismatches.items() if names
-    ]
-    if found:
-        raise UserError(f"{problem}: weights " + ", ".join(found))
+    model = load_model(config, checkpoint, cfg_options, initialise=init_backbone)
+    return model, find_rmt(model, config)
 
 
 def weights_label(checkpoint: Optional[str]) -> str:
