@@ -44,8 +44,9 @@ def test_training_forward_is_one_graph_without_breaks():
     assert explanation.graph_break_count == 0, explanation.break_reasons
 
 
-def test_new_input_sizes_compile_twice_then_never_again():
-    model = tiny_rmt()
+@pytest.mark.parametrize("attn_impl", ["fast", "flex"])
+def test_new_input_sizes_compile_twice_then_never_again(attn_impl):
+    model = tiny_rmt(attn_impl)
     counter = CompileCounter()
     compiled = torch.compile(model, backend=counter)
     with torch.no_grad():

@@ -3,7 +3,7 @@
 mmdet's ``SingleRoIExtractor`` casts the RoIs to the features' dtype and runs mmcv's RoIAlign in
 it. Under bf16 autocast that fails: mmcv 2.1.0's RoIAlign kernels (CPU and CUDA) have no bf16
 version. It would also be inexact if they had one: bf16 keeps 8 significant bits, so a box edge
-near x=1000 moves to a multiple of 8 pixels. :class:`Fp32SingleRoIExtractor` pools in float32
+near x=1000 moves to a multiple of 4 pixels. :class:`Fp32SingleRoIExtractor` pools in float32
 and returns the features' dtype; for float32 features it is ``SingleRoIExtractor`` exactly.
 
 Not imported by ``import mmrmt`` (it needs mmdet): ``tools/train.py --amp --amp-dtype bf16`` adds
