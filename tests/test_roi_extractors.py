@@ -10,6 +10,7 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 from mmrmt.models.roi_extractors import Fp32SingleRoIExtractor
@@ -22,6 +23,13 @@ EXTRACTOR = dict(
     out_channels=8,
     featmap_strides=STRIDES,
 )
+
+
+@pytest.fixture(autouse=True)
+def _mmdet_scope():
+    """Build in mmdet's registries, whichever scope earlier tests left as the default."""
+    with DefaultScope.overwrite_default_scope("mmdet"):
+        yield
 
 
 def pyramid(dtype: torch.dtype, size=(96, 128), batch=2):
