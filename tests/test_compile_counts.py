@@ -50,3 +50,9 @@ def test_counter_records_the_batches_that_compiled():
 def test_count_compiles_tool_refuses_bad_counts(argv, capsys):
     assert load_tool("count_compiles").main([CONFIG_3X, *argv]) == 1
     assert "--batches must be at least 1" in capsys.readouterr().err
+
+
+def test_segmentation_crops_pad_to_the_preprocessors_size():
+    cfg = load_config(str(REPO / "configs/seg/upernet_rmt_s_ade20k.py"))
+    batch = cfg.train_dataloader.batch_size
+    assert set(batch_shapes(cfg, 4)) == {(batch, 512, 512)}

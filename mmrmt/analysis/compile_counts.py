@@ -7,7 +7,7 @@ batch shapes a config's training pipeline gives and counts the compiles of its b
 * **Shapes.** The config's own train transforms (resizes, crops, flips: every step after the
   loading ones and before packing) run on blank images of common COCO photo sizes. Images are
   grouped by orientation as mmdet's ``AspectRatioBatchSampler`` does, and each batch is padded
-  to ``data_preprocessor.pad_size_divisor``, as mmdet's ``DetDataPreprocessor`` pads it.
+  as the data preprocessor pads it: to ``pad_size_divisor`` (mmdet), or to ``size`` (mmseg).
 * **Compiles.** The backbone, in training mode, runs each batch under ``torch.compile`` with a
   counting backend (Dynamo decides every compile; the backend only receives the graphs, so
   ``'eager'`` counts the same compiles as Inductor without generating code). The forward pass
@@ -74,7 +74,10 @@ def batch_shapes(
     np.random.seed(seed)
     transforms = shaping_transforms(cfg)
     batch_size = cfg.train_dataloader.batch_size
-    divisor = cfg.model.get("data_preprocessor", {}).get("pad_size_divisor", 1)
+    preprocessor = cfg.model.get("data_preprocessor", {})
+    divisor = preprocessor.get("pad_size_divisor") or 1
+    # mmseg's preprocessor pads every batch to its fixed ``size`` (the crop size) instead.
+    min_height, min_width = preprocessor.get("size") or (0, 0)
     by_orientation = [
         [size for size in photo_sizes if size[1] >= size[0]],
         [size for size in photo_sizes if size[1] < size[0]],
@@ -85,6 +88,7 @@ def batch_shapes(
         group = random.choice(groups)  # one orientation per batch, as AspectRatioBatchSampler
         sizes = [transformed_size(transforms, random.choice(group)) for _ in range(batch_size)]
         height, width = (max(size[axis] for size in sizes) for axis in (0, 1))
+        height, width = max(height, min_height), max(width, min_width)
         shapes.append((batch_size, pad_to(height, divisor), pad_to(width, divisor)))
     return shapes
 
@@ -92,7 +96,10 @@ def batch_shapes(
 def transformed_size(transforms: Compose, size: Tuple[int, int]) -> Tuple[int, int]:
     """(H, W) of a blank ``size`` image after ``transforms``."""
     image = np.zeros((*size, 3), np.uint8)
-    results = transforms(dict(img=image, img_shape=size, ori_shape=size))
+    # mmseg's crop reads the label map (to bound one class's share of the crop).
+    label_map = np.zeros(size, np.uint8)
+    results = dict(img=image, gt_seg_map=label_map, seg_fields=["gt_seg_map"])
+    results = transforms(dict(results, img_shape=size, ori_shape=size))
     return tuple(results["img"].shape[:2])
 
 
