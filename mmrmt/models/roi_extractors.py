@@ -3,8 +3,9 @@
 mmdet's ``SingleRoIExtractor`` casts the RoIs to the features' dtype and runs mmcv's RoIAlign in
 it. Under bf16 autocast that fails: mmcv 2.1.0's RoIAlign kernels (CPU and CUDA) have no bf16
 version. It would also be inexact if they had one: bf16 keeps 8 significant bits, so a box edge
-near x=1000 moves to a multiple of 4 pixels. :class:`Fp32SingleRoIExtractor` pools in float32
-and returns the features' dtype; for float32 features it is ``SingleRoIExtractor`` exactly.
+near x=1000 moves to a multiple of 4 pixels. :class:`Fp32SingleRoIExtractor` runs mmdet's
+pooling in float32 and returns the features' dtype; for float32 features it is
+``SingleRoIExtractor`` exactly.
 
 Not imported by ``import mmrmt`` (it needs mmdet): ``tools/train.py --amp --amp-dtype bf16`` adds
 ``'mmrmt.models.roi_extractors'`` to the config's ``custom_imports`` and selects it.
@@ -46,23 +47,8 @@ class Fp32SingleRoIExtractor(SingleRoIExtractor):
         dtype = feats[0].dtype
         if dtype in FULL_PRECISION:
             return super().forward(feats, rois, roi_scale_factor)
-        rois = rois.float()
-        roi_feats = feats[0].new_zeros(
-            rois.size(0), self.out_channels, *self.roi_layers[0].output_size
-        )
-        if len(feats) == 1:  # mmdet's single-level case: no level mapping, no rescaling
-            return self.roi_layers[0](feats[0].float(), rois).to(dtype) if len(rois) else roi_feats
-        target_lvls = self.map_roi_levels(rois, len(feats))
-        if roi_scale_factor is not None:
-            rois = self.roi_rescale(rois, roi_scale_factor)
-        for level, level_feats in enumerate(feats):
-            inds = (target_lvls == level).nonzero(as_tuple=False).squeeze(1)
-            if inds.numel() > 0:
-                # One level at a time in float32: the copy lives only while its RoIs are pooled.
-                roi_feats[inds] = self.roi_layers[level](level_feats.float(), rois[inds]).to(dtype)
-            else:
-                # As mmdet does: a level without RoIs still joins the graph, or distributed
-                # training waits forever for its gradients.
-                roi_feats += sum(p.view(-1)[0] for p in self.parameters()) * 0.0
-                roi_feats += level_feats.sum() * 0.0
-        return roi_feats
+        # mmdet's pooling on float32 copies, which also keeps the RoIs in float32 (it casts them
+        # to the features' dtype). The copies only live during the call: RoIAlign's backward
+        # keeps the RoIs, not its input.
+        levels = tuple(level.float() for level in feats)
+        return super().forward(levels, rois.float(), roi_scale_factor).to(dtype)
