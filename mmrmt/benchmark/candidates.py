@@ -21,6 +21,7 @@ from torch import nn
 from ..models import RMT, resolve_arch, set_attention_impl
 from ..models.layers import RetentionPosition
 from ..utils import UserError, build_model, config_scope, load_config
+from ..utils.config import config_dicts
 from .steps import Step, backbone_step, config_inputs, config_step
 
 #: mmdet's Swin-T (``mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py``); mmseg's Swin takes the same keys.
@@ -183,22 +184,14 @@ def swin_config(cfg: Config, out_indices: Sequence[int], rmt_dims: List[int]) ->
     swin_dims = [SWIN_T_DIMS[index] for index in out_indices]
     cfg.model.backbone = dict(SWIN_T, out_indices=tuple(out_indices))
 
-    def adjust(node: object) -> None:
-        if isinstance(node, dict):
-            channels = node.get("in_channels")
-            if isinstance(channels, (list, tuple)) and list(channels) == rmt_dims:
-                node["in_channels"] = list(swin_dims)
-            elif isinstance(channels, int) and isinstance(node.get("in_index"), int):
-                if channels == rmt_dims[node["in_index"]]:
-                    node["in_channels"] = swin_dims[node["in_index"]]
-            for key, value in node.items():
-                if key != "backbone":
-                    adjust(value)
-        elif isinstance(node, (list, tuple)):
-            for item in node:
-                adjust(item)
-
-    adjust(cfg.model)
+    # The backbone's own in_channels (its stem's) are not a neck's or a head's.
+    for node in config_dicts(cfg.model, skip_keys=("backbone",)):
+        channels = node.get("in_channels")
+        if isinstance(channels, (list, tuple)) and list(channels) == rmt_dims:
+            node["in_channels"] = list(swin_dims)
+        elif isinstance(channels, int) and isinstance(node.get("in_index"), int):
+            if channels == rmt_dims[node["in_index"]]:
+                node["in_channels"] = swin_dims[node["in_index"]]
     return cfg
 
 

@@ -7,7 +7,7 @@ and every tool builds its model through :func:`build_model`.
 
 import importlib
 import os
-from typing import Optional
+from typing import Any, Collection, Iterator, Optional
 
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
@@ -19,6 +19,28 @@ from .errors import UserError
 
 #: The libraries whose configs mmrmt's tools run.
 SCOPES = ("mmdet", "mmseg")
+
+
+def config_dicts(node: Any, skip_keys: Collection[str] = ()) -> Iterator[dict]:
+    """Every dict in a config tree, depth first, each before what it holds.
+
+    A dict may be changed when it is yielded; its values are walked after that.
+
+    Args:
+        node: A config (or part of one): dicts, lists and tuples of them, and leaves.
+        skip_keys (Collection[str]): Keys whose values are not walked, e.g. ``('backbone',)``.
+
+    Yields:
+        dict: ``node`` itself if it is a dict, then every dict below it.
+    """
+    if isinstance(node, dict):
+        yield node
+        for key, value in node.items():
+            if key not in skip_keys:
+                yield from config_dicts(value, skip_keys)
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            yield from config_dicts(item, skip_keys)
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:

@@ -1,12 +1,13 @@
 """How the options of ``tools/train.py`` change a config: ``--amp`` (``--amp-dtype``),
 ``--auto-scale-lr``, ``--resume``."""
 
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from mmengine.config import Config
 from mmengine.utils import import_modules_from_strings
 
+from .config import config_dicts
 from .data_files import check_checkpoint_file
 from .errors import UserError
 
@@ -15,6 +16,9 @@ AMP_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
 
 #: The module that registers ``Fp32SingleRoIExtractor`` in mmdet's ``MODELS``.
 FP32_ROI_MODULE = "mmrmt.models.roi_extractors"
+
+#: How configs name the extractor it replaces.
+MMDET_ROI_EXTRACTOR = ("SingleRoIExtractor", "mmdet.SingleRoIExtractor")
 
 
 def enable_amp(cfg: Config, dtype: str = "fp16") -> None:
@@ -67,27 +71,17 @@ def pool_rois_in_fp32(cfg: Config) -> int:
     Returns:
         int: How many extractors were swapped (0 for a model without RoI heads).
     """
-    swapped = _swap_types(cfg.model, {"SingleRoIExtractor", "mmdet.SingleRoIExtractor"})
-    if swapped:
+    extractors = [
+        node for node in config_dicts(cfg.model) if node.get("type") in MMDET_ROI_EXTRACTOR
+    ]
+    for extractor in extractors:
+        extractor["type"] = "Fp32SingleRoIExtractor"
+    if extractors:
         import_modules_from_strings([FP32_ROI_MODULE])
         custom = cfg.setdefault("custom_imports", dict(imports=[], allow_failed_imports=False))
         if FP32_ROI_MODULE not in custom.imports:
             custom.imports = [*custom.imports, FP32_ROI_MODULE]
-    return swapped
-
-
-def _swap_types(node: Any, old_types: set) -> int:
-    """Set ``type='Fp32SingleRoIExtractor'`` in every dict of ``node`` whose type is in
-    ``old_types``; return how many."""
-    if isinstance(node, (list, tuple)):
-        return sum(_swap_types(item, old_types) for item in node)
-    if not isinstance(node, dict):
-        return 0
-    swapped = 0
-    if node.get("type") in old_types:
-        node["type"] = "Fp32SingleRoIExtractor"
-        swapped = 1
-    return swapped + sum(_swap_types(value, old_types) for value in node.values())
+    return len(extractors)
 
 
 def enable_auto_scale_lr(cfg: Config) -> None:
