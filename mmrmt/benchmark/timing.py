@@ -1,7 +1,8 @@
 """Timing candidates: each built once, warmed up, then timed in interleaved rounds."""
 
 import time
-from typing import Dict, List, NamedTuple, Sequence, Tuple
+from functools import partial
+from typing import Callable, Dict, List, NamedTuple, Sequence, Tuple, TypeVar
 
 import torch
 from torch import nn
@@ -75,8 +76,7 @@ def time_candidates(
 ) -> Dict[str, List[StepTime]]:
     """Warm up each candidate, then time rounds that run every candidate once, in turn.
 
-    Interleaving the rounds spreads a change in the machine's load over all candidates instead
-    of charging it to whichever candidate was running.
+    See :func:`interleaved_rounds`.
 
     Args:
         candidates (Sequence[Candidate]): What to time, in this order within each round.
@@ -88,11 +88,34 @@ def time_candidates(
     Returns:
         dict[str, list[StepTime]]: Each candidate's times, one per round, by candidate name.
     """
-    for candidate in candidates:
+    runs = {candidate.name: partial(steps.run, candidate, train) for candidate in candidates}
+    return interleaved_rounds(runs, warmup, repeats)
+
+
+Result = TypeVar("Result")
+
+
+def interleaved_rounds(
+    runs: Dict[str, Callable[[], Result]], warmup: int, repeats: int
+) -> Dict[str, List[Result]]:
+    """Call each run ``warmup`` times, then ``repeats`` rounds that call every run once, in turn.
+
+    Interleaving spreads a change in the machine's load over all runs instead of charging it to
+    whichever one was running.
+
+    Args:
+        runs (dict[str, callable]): Name -> a call that measures itself and returns the result.
+        warmup (int): Untimed calls of each run before the first round.
+        repeats (int): Rounds.
+
+    Returns:
+        dict[str, list]: Each run's results, one per round, in the order of ``runs``.
+    """
+    for run in runs.values():
         for _ in range(warmup):
-            steps.run(candidate, train)
-    times: Dict[str, List[StepTime]] = {candidate.name: [] for candidate in candidates}
+            run()
+    results: Dict[str, List[Result]] = {name: [] for name in runs}
     for _ in range(repeats):
-        for candidate in candidates:
-            times[candidate.name].append(steps.run(candidate, train))
-    return times
+        for name, run in runs.items():
+            results[name].append(run())
+    return results

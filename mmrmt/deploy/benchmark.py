@@ -18,12 +18,14 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from mmengine.runner import Runner
 
 from ..benchmark.report import load_average, machine_description
+from ..benchmark.timing import interleaved_rounds
 from ..utils import UserError, load_config, run_with_user_errors
 from .export import export_model, load_config_model, load_preset_backbone
 from .graphs import BACKBONE, SEGMENTOR, main_graph
@@ -44,16 +46,16 @@ def interleaved_medians(
     Returns:
         dict: Name -> median seconds.
     """
-    for run in runs.values():
-        for _ in range(warmup):
-            run()
-    times: Dict[str, List[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
+    timed = {name: partial(wall_seconds, run) for name, run in runs.items()}
+    times = interleaved_rounds(timed, warmup, repeats)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def wall_seconds(run: Callable[[], object]) -> float:
+    """Seconds one call of ``run`` takes."""
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
 
 
 def markdown_rows(what: str, medians: Dict[str, float]) -> List[str]:
