@@ -24,6 +24,7 @@ from mmrmt.engine import (
     atomic_write_bytes,
 )
 from mmrmt.engine import hooks as hooks_module
+from mmrmt.engine.hooks import checkpoint_step
 from tests.helpers import REPO
 
 ATOMIC = dict(backend=ATOMIC_BACKEND)
@@ -136,6 +137,59 @@ def test_hook_writes_checkpoints_and_resume_pointer_atomically(tmp_path, monkeyp
     assert (tmp_path / "last_checkpoint").read_text() == str(tmp_path / "epoch_1.pth")
     assert torch.equal(torch.load(tmp_path / "epoch_1.pth")["w"], torch.ones(2))
     assert not hasattr(hooks_module.checkpoint_hook_module, "open")  # the redirect is undone
+
+
+def save_epochs(folder, *epochs) -> None:
+    for epoch in epochs:
+        torch.save({"epoch": epoch}, folder / f"epoch_{epoch}.pth")
+
+
+def resuming_runner(work_dir, **cfg) -> mock.Mock:
+    runner = fake_runner(work_dir)
+    runner.cfg = Config(dict(dict(resume=True, load_from=None), **cfg))
+    return runner
+
+
+@pytest.mark.parametrize("pointer", [None, "epoch_1.pth", "epoch_9.pth"])
+def test_resume_follows_a_checkpoint_saved_after_the_last_pointer(tmp_path, pointer):
+    """Killed between a checkpoint's rename and its pointer's: the pointer is behind, missing,
+    or names a file that is gone."""
+    save_epochs(tmp_path, 1, 2, 10)
+    (tmp_path / ".epoch_11.pth.123.abc.partial").write_bytes(b"half")  # a killed writer's
+    (tmp_path / "epoch_10.pth").unlink()
+    if pointer is not None:
+        (tmp_path / "last_checkpoint").write_text(str(tmp_path / pointer))
+    AtomicCheckpointHook(interval=1).before_run(resuming_runner(tmp_path))
+    assert (tmp_path / "last_checkpoint").read_text() == str(tmp_path / "epoch_2.pth")
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [dict(), dict(resume=False), dict(load_from="other.pth")],
+    ids=["pointer-is-newest", "no-resume", "explicit-checkpoint"],
+)
+def test_resume_pointer_is_left_alone_otherwise(tmp_path, cfg):
+    save_epochs(tmp_path, 1, 2)
+    pointer = tmp_path / "last_checkpoint"
+    pointer.write_text(str(tmp_path / ("epoch_2.pth" if not cfg else "epoch_1.pth")))
+    before = pointer.read_text()
+    AtomicCheckpointHook(interval=1).before_run(resuming_runner(tmp_path, **cfg))
+    assert pointer.read_text() == before
+
+
+def test_checkpoints_outside_the_work_dir_are_not_searched(tmp_path):
+    save_epochs(tmp_path, 1)
+    AtomicCheckpointHook(interval=1, out_dir=str(tmp_path / "out")).before_run(
+        resuming_runner(tmp_path)
+    )
+    assert not (tmp_path / "last_checkpoint").exists()
+
+
+def test_checkpoint_step_reads_the_hooks_file_names():
+    assert checkpoint_step("/w/epoch_12.pth", "epoch_{}.pth") == 12
+    assert checkpoint_step("/w/iter_4000.pth", "iter_{}.pth") == 4000
+    assert checkpoint_step("/w/best_coco_bbox_mAP_epoch_3.pth", "epoch_{}.pth") == -1
+    assert checkpoint_step("/w/.epoch_3.pth.1.x.partial", "epoch_{}.pth") == -1
 
 
 def test_hook_leaves_a_configured_backend_alone(tmp_path):

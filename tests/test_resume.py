@@ -90,6 +90,21 @@ def test_sigkill_then_resume_continues_from_the_saved_epoch(tmp_path):
     assert resumed_iterations == list(range(3 * saved_epoch + 1, 13))
 
 
+def test_resume_after_a_kill_between_checkpoint_and_pointer(tmp_path):
+    """The window SIGKILL can hit by chance above, made certain: epoch 2's checkpoint is saved,
+    the pointer still names epoch 1."""
+    work_dir = tmp_path / "run"
+    first = subprocess.run(_train_command(work_dir, 2), cwd=REPO, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (work_dir / "last_checkpoint").write_text(str(work_dir / "epoch_1.pth"))
+    resumed = subprocess.run(
+        _train_command(work_dir, 3, "--resume"), cwd=REPO, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "resumed epoch: 2" in resumed.stdout + resumed.stderr
+    assert [iteration for iteration, _ in _losses(work_dir)] == [7, 8, 9]
+
+
 def test_same_seed_gives_identical_first_losses(tmp_path):
     runs = []
     for name in ("a", "b"):

@@ -9,12 +9,15 @@ killed at any moment leaves only complete checkpoints and a ``last_checkpoint`` 
 import builtins
 import contextlib
 import io
+import os
 import os.path as osp
+import re
 from typing import Iterator, Optional
 
 from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.hooks import checkpoint_hook as checkpoint_hook_module
+from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
 from .atomic_io import ATOMIC_BACKEND, AtomicLocalBackend, atomic_write_bytes
@@ -76,6 +79,59 @@ class AtomicCheckpointHook(CheckpointHook):
             self.backend_args = dict(backend=ATOMIC_BACKEND)
             self.file_backend = AtomicLocalBackend()
 
+    def before_run(self, runner) -> None:
+        """Before an automatic resume, point ``last_checkpoint`` at the newest checkpoint.
+
+        A checkpoint and its pointer are two files: a run killed after the checkpoint's rename
+        and before the pointer's leaves a pointer one checkpoint behind (or none at all), and
+        mmengine's ``--resume`` would redo that epoch, or start over. The checkpoints this hook
+        wrote in the work dir are complete (atomic), so the newest of them is where to resume.
+        """
+        super().before_run(runner)
+        if not runner.cfg.get("resume") or runner.cfg.get("load_from") or self.out_dir is not None:
+            return  # no automatic resume, or checkpoints outside the work dir
+        newest = newest_checkpoint(runner.work_dir, self.filename_tmpl)
+        pointer = osp.join(runner.work_dir, LAST_CHECKPOINT)
+        current = None
+        if osp.isfile(pointer):
+            with open(pointer) as file:
+                current = file.read().strip()
+        reachable = current is not None and osp.isfile(current)
+        current_step = checkpoint_step(current, self.filename_tmpl) if reachable else -1
+        if newest is None or checkpoint_step(newest, self.filename_tmpl) <= current_step:
+            return
+        atomic_write_bytes(newest.encode("utf-8"), pointer)
+        print_log(
+            f"{LAST_CHECKPOINT} pointed at {current}; resuming from the newer {newest}, "
+            "which the previous run saved before it stopped",
+            logger="current",
+        )
+
     def _save_checkpoint_with_step(self, runner, step: int, meta: Optional[dict]) -> None:
         with _atomic_pointer_writes(osp.join(runner.work_dir, LAST_CHECKPOINT)):
             super()._save_checkpoint_with_step(runner, step, meta)
+
+
+def checkpoint_step(path: str, filename_tmpl: str) -> int:
+    """The step (epoch or iteration) in a checkpoint's file name, or -1 if it has none.
+
+    Args:
+        path (str): A checkpoint path.
+        filename_tmpl (str): The hook's file name template, e.g. ``'epoch_{}.pth'``.
+    """
+    pattern = re.escape(filename_tmpl).replace(re.escape("{}"), r"(\d+)")
+    match = re.fullmatch(pattern, osp.basename(path))
+    return int(match.group(1)) if match else -1
+
+
+def newest_checkpoint(folder: str, filename_tmpl: str) -> Optional[str]:
+    """The checkpoint of ``folder`` named by ``filename_tmpl`` with the highest step, if any."""
+    steps = {
+        name: checkpoint_step(name, filename_tmpl)
+        for name in os.listdir(folder)
+        if osp.isfile(osp.join(folder, name))
+    }
+    steps = {name: step for name, step in steps.items() if step >= 0}
+    if not steps:
+        return None
+    return osp.join(folder, max(steps, key=steps.get))
