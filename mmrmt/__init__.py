@@ -5,8 +5,8 @@ changes nothing else:
 
 * ``RMT`` in mmengine's root ``MODELS``, which mmdet's, mmseg's, mmpretrain's and mmpose's
   registries consult for names they do not hold themselves;
-* ``AtomicCheckpointHook`` (``HOOKS``), ``CPUDistributedDataParallel`` (``MODEL_WRAPPERS``) and the
-  ``'atomic_local'`` file backend, which configs select by name;
+* ``AtomicCheckpointHook`` and ``AtomicLoggerHook`` (``HOOKS``), ``CPUDistributedDataParallel``
+  (``MODEL_WRAPPERS``) and the ``'atomic_local'`` file backend, which configs select by name;
 * the data types of mmengine's checkpoints (numpy values, ``HistoryBuffer``) in ``torch.load``'s
   ``weights_only`` allow-list (:mod:`mmrmt.checkpoint.safe_globals`), which only widens what
   ``torch.load`` accepts to known data types.

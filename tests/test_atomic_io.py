@@ -1,6 +1,7 @@
-"""Atomic checkpoint writes: the ``'atomic_local'`` backend and ``AtomicCheckpointHook``, which the
-RMT configs select; importing mmrmt leaves mmengine's own local backend in place."""
+"""Atomic writes: the ``'atomic_local'`` backend, ``AtomicCheckpointHook`` and ``AtomicLoggerHook``,
+which the RMT configs select; importing mmrmt leaves mmengine's own local backend in place."""
 
+import json
 import os
 import signal
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import time
 from unittest import mock
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -210,6 +212,54 @@ def test_hook_leaves_a_configured_backend_alone(tmp_path):
         "configs/seg/fpn_rmt_t_toy.py",
     ],
 )
-def test_rmt_configs_select_the_atomic_hook(config):
+def test_rmt_configs_select_the_atomic_hooks(config):
     cfg = Config.fromfile(str(REPO / config))
     assert cfg.default_hooks.checkpoint.type == "AtomicCheckpointHook"
+    assert cfg.default_hooks.logger.type == "AtomicLoggerHook"
+    assert cfg.default_hooks.logger.interval in (10, 50)  # the base's options are kept
+
+
+# -- the logger hook -------------------------------------------------------------------------------
+def metrics_runner(log_dir) -> mock.Mock:
+    """What LoggerHook.after_test_epoch reads of a Runner: numpy values, as mmdet's metrics are."""
+    runner = mock.Mock(log_dir=str(log_dir), timestamp="20261202_000000", iter=0)
+    runner.test_dataloader = [0, 1]
+    tag = {"coco/bbox_mAP": np.float64(0.25), "coco/segm_mAP": 0.5, "time": 0.1}
+    runner.log_processor.get_log_after_epoch.return_value = (tag, "bbox_mAP: 0.2500")
+    return runner
+
+
+def test_logger_hook_writes_the_metrics_file_of_mmengines_hook(tmp_path):
+    ours, stock = tmp_path / "ours", tmp_path / "stock"
+    for folder, name in ((ours, "AtomicLoggerHook"), (stock, "LoggerHook")):
+        folder.mkdir()
+        hook, runner = HOOKS.build(dict(type=name)), metrics_runner(folder)
+        hook.before_run(runner)
+        hook.after_test_epoch(runner)
+        runner.logger.info.assert_called_once_with("bbox_mAP: 0.2500")
+    written = (ours / "20261202_000000.json").read_text()
+    assert json.loads(written) == json.loads((stock / "20261202_000000.json").read_text())
+    assert json.loads(written)["coco/bbox_mAP"] == 0.25
+    assert os.listdir(ours) == ["20261202_000000.json"]  # no temporary file left behind
+
+
+def test_logger_hook_writes_metrics_on_rank_zero_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(hooks_module, "is_main_process", lambda: False)
+    hook, runner = HOOKS.build(dict(type="AtomicLoggerHook")), metrics_runner(tmp_path)
+    hook.before_run(runner)
+    hook.after_test_epoch(runner)
+    runner.logger.info.assert_called_once_with("bbox_mAP: 0.2500")  # every rank still logs
+    assert os.listdir(tmp_path) == []
+
+
+def test_logger_hook_writes_the_metrics_file_in_one_rename(tmp_path, monkeypatch):
+    written = []
+    monkeypatch.setattr(
+        hooks_module, "atomic_write_bytes", lambda data, path: written.append((data, str(path)))
+    )
+    hook, runner = HOOKS.build(dict(type="AtomicLoggerHook")), metrics_runner(tmp_path)
+    hook.before_run(runner)
+    hook.after_test_epoch(runner)
+    [(data, path)] = written
+    assert path == str(tmp_path / "20261202_000000.json")
+    assert json.loads(data)["coco/segm_mAP"] == 0.5

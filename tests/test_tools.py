@@ -4,6 +4,7 @@ one-line errors for the mistakes users make, and CPU-only distributed runs."""
 import json
 import os
 import pickle
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -270,7 +271,7 @@ def test_paper_convention_drops_attention_products_and_caps_mask_rois(tiny):
 def single_process_group(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", "29731")
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "1")
     yield
@@ -297,10 +298,17 @@ def test_cpu_distributed_run_needs_the_pytorch_launcher(single_process_group):
         setup_launcher(Config(), "slurm")
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a run's rendezvous (a fixed one may be taken)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_dist_scripts_train_and_test_on_two_cpu_processes(tiny, tmp_path):
     config, _ = tiny
     work_dir = tmp_path / "work"
-    env = dict(os.environ, PYTHON=sys.executable, PORT="29733", OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS="1")
     no_validation = ["--cfg-options", "val_cfg=None", "val_dataloader=None", "val_evaluator=None"]
     train = [str(REPO / "tools" / "dist_train.sh"), str(config), "2", "--work-dir", str(work_dir)]
     result = subprocess.run([*train, *no_validation], env=env, capture_output=True, text=True)
@@ -315,5 +323,8 @@ def test_dist_scripts_train_and_test_on_two_cpu_processes(tiny, tmp_path):
         [*test, "--work-dir", str(work_dir / "test")], env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads(sorted((work_dir / "test").glob("*/*.json"))[-1].read_text())
+    # Both ranks log the metrics; rank 0 alone writes them, in one rename (AtomicLoggerHook).
+    [metrics_file] = (work_dir / "test").glob("*/*.json")
+    metrics = json.loads(metrics_file.read_text())
     assert "coco/bbox_mAP" in metrics
+    assert not list((work_dir / "test").glob("*/.*.partial"))

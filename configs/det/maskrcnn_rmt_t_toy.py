@@ -115,7 +115,7 @@ param_scheduler = [
 auto_scale_lr = dict(enable=False, base_batch_size=4)
 
 default_hooks = dict(
-    logger=dict(interval=10),
+    logger=dict(type="AtomicLoggerHook", interval=10),
     checkpoint=dict(type="AtomicCheckpointHook", interval=2, max_keep_ckpts=-1),
 )
 randomness = dict(seed=0)

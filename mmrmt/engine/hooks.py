@@ -1,9 +1,12 @@
-"""``AtomicCheckpointHook``: mmengine's ``CheckpointHook`` whose local writes are atomic.
+"""Hooks whose files survive kills and concurrent ranks.
 
-The RMT configs select it (``default_hooks.checkpoint.type='AtomicCheckpointHook'``), so a run
-killed at any moment leaves only complete checkpoints and a ``last_checkpoint`` pointer that
-``--resume`` can follow. Any other config can select it the same way; its options are
-``CheckpointHook``'s.
+* ``AtomicCheckpointHook``: mmengine's ``CheckpointHook`` whose local writes are atomic. The RMT
+  configs select it (``default_hooks.checkpoint.type='AtomicCheckpointHook'``), so a run killed at
+  any moment leaves only complete checkpoints and a ``last_checkpoint`` pointer that ``--resume``
+  can follow. Its options are ``CheckpointHook``'s.
+* ``AtomicLoggerHook``: mmengine's ``LoggerHook`` whose test-metrics JSON is written once, by
+  rank 0, in one rename (``default_hooks.logger.type='AtomicLoggerHook'``). Its options are
+  ``LoggerHook``'s.
 """
 
 import builtins
@@ -14,8 +17,10 @@ import os.path as osp
 import re
 from typing import Iterator, Optional
 
+from mmengine.dist import is_main_process
+from mmengine.fileio import dump
 from mmengine.fileio.backends import LocalBackend
-from mmengine.hooks import CheckpointHook
+from mmengine.hooks import CheckpointHook, LoggerHook
 from mmengine.hooks import checkpoint_hook as checkpoint_hook_module
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
@@ -135,3 +140,26 @@ def newest_checkpoint(folder: str, filename_tmpl: str) -> Optional[str]:
     if not steps:
         return None
     return osp.join(folder, max(steps, key=steps.get))
+
+
+@HOOKS.register_module()
+class AtomicLoggerHook(LoggerHook):
+    """mmengine's ``LoggerHook``; the test metrics file is written by rank 0 only, atomically.
+
+    ``LoggerHook.after_test_epoch`` dumps ``<timestamp>.json`` on every rank, and every rank of
+    a distributed test shares the timestamp and the log folder: two ranks writing one file at
+    once can interleave into invalid JSON (``Extra data``), on a local disk as on a cluster file
+    system. Here every rank logs the metrics line as before, and only the main process writes
+    the file, through a temporary file and a rename, so a reader never sees a partial file.
+    Takes every argument of ``LoggerHook``.
+    """
+
+    def after_test_epoch(self, runner, metrics: Optional[dict] = None) -> None:
+        """Log the test metrics; rank 0 writes them to ``<log_dir>/<timestamp>.json``."""
+        tag, log_str = runner.log_processor.get_log_after_epoch(
+            runner, len(runner.test_dataloader), "test", with_non_scalar=True
+        )
+        runner.logger.info(log_str)
+        if is_main_process():
+            text = dump(self._process_tags(tag), file_format="json")
+            atomic_write_bytes(text.encode("utf-8"), osp.join(runner.log_dir, self.json_log_path))

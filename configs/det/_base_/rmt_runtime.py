@@ -20,8 +20,11 @@ _base_ = [
 custom_imports = dict(imports=["mmrmt"], allow_failed_imports=False)
 
 # Checkpoints and the resume pointer are written atomically: a run killed mid-save keeps its
-# previous checkpoint (mmrmt.engine.AtomicCheckpointHook; CheckpointHook's options apply).
-default_hooks = dict(checkpoint=dict(type="AtomicCheckpointHook"))
+# previous checkpoint (mmrmt.engine.AtomicCheckpointHook; CheckpointHook's options apply). The test
+# metrics JSON is written once, by rank 0, atomically (mmrmt.engine.AtomicLoggerHook).
+default_hooks = dict(
+    checkpoint=dict(type="AtomicCheckpointHook"), logger=dict(type="AtomicLoggerHook")
+)
 
 # AdamW, lr 4e-4, weight decay 0.05; no decay on any norm layer. The authors exclude parameters
 # whose name contains 'norm' (LayerNorms, the downsampling BN, the output norms);

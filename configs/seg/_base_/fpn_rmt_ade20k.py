@@ -37,8 +37,12 @@ optim_wrapper = dict(
 )
 param_scheduler = [dict(type="PolyLR", eta_min=1e-6, power=0.9, begin=0, end=80000, by_epoch=False)]
 train_cfg = dict(max_iters=80000, val_interval=4000)
-# Atomic checkpoint writes: a run killed mid-save keeps its previous checkpoint.
-default_hooks = dict(checkpoint=dict(type="AtomicCheckpointHook", by_epoch=False, interval=4000))
+# Atomic checkpoint writes: a run killed mid-save keeps its previous checkpoint; the test metrics
+# JSON is written once, by rank 0, atomically.
+default_hooks = dict(
+    checkpoint=dict(type="AtomicCheckpointHook", by_epoch=False, interval=4000),
+    logger=dict(type="AtomicLoggerHook"),
+)
 
 train_dataloader = dict(batch_size=2, num_workers=2)
 val_dataloader = dict(batch_size=1, num_workers=2)

@@ -44,15 +44,17 @@ param_scheduler = [
     dict(type="PolyLR", eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),
 ]
 train_cfg = dict(max_iters=160000, val_interval=8000)
-# Atomic checkpoint writes: a run killed mid-save keeps its previous checkpoint.
+# Atomic checkpoint writes: a run killed mid-save keeps its previous checkpoint; the test metrics
+# JSON is written once, by rank 0, atomically.
 default_hooks = dict(
+    logger=dict(type="AtomicLoggerHook"),
     checkpoint=dict(
         type="AtomicCheckpointHook",
         by_epoch=False,
         interval=8000,
         max_keep_ckpts=1,
         save_best="mIoU",
-    )
+    ),
 )
 
 train_dataloader = dict(batch_size=2, num_workers=2)
