@@ -19,7 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ...arch_zoo import ARCH_SETTINGS, resolve_arch
 from ...checkpoint.loading import load_backbone_checkpoint
 from ..layers.position import FULL_MASK_LIMIT, RetentionPosition, RetentionTables
-from ..layers.retention import ATTENTION_IMPLS, DepthwiseConv2d, ManhattanSelfAttention
+from ..layers.retention import DepthwiseConv2d, ManhattanSelfAttention, check_attention_impl
 
 __all__ = ["ARCH_SETTINGS", "RMT", "resolve_arch", "set_attention_impl"]
 
@@ -262,8 +262,7 @@ def set_attention_impl(model: nn.Module, impl: str) -> int:
     Raises:
         ValueError: ``impl`` is not an implementation.
     """
-    if impl not in ATTENTION_IMPLS:
-        raise ValueError(f"attention impl must be one of {ATTENTION_IMPLS}, got {impl!r}")
+    check_attention_impl(impl)
     for module in model.modules():
         if isinstance(module, RetentionStage):
             module.attn_impl = impl
@@ -324,8 +323,7 @@ class RMT(BaseModule):
             raise ValueError(f"out_indices {out_indices} must lie in [0, {num_stages - 1}]")
         if not -1 <= frozen_stages <= num_stages:
             raise ValueError(f"frozen_stages={frozen_stages} must lie in [-1, {num_stages}]")
-        if attn_impl not in ATTENTION_IMPLS:
-            raise ValueError(f"attn_impl must be one of {ATTENTION_IMPLS}, got {attn_impl!r}")
+        check_attention_impl(attn_impl, "attn_impl")
         self.in_channels = in_channels
         self.out_indices = tuple(sorted(set(out_indices)))
         self.frozen_stages = frozen_stages

@@ -41,6 +41,24 @@ from .position import RetentionTables
 ATTENTION_IMPLS = ("fast", "reference", "flex")
 
 
+def check_attention_impl(impl: str, name: str = "attention impl") -> str:
+    """Return ``impl`` if it is one of :data:`ATTENTION_IMPLS`, else raise naming it.
+
+    The one check of an implementation name, for the MaSA modules, their stages, the backbone's
+    ``attn_impl`` and :func:`~mmrmt.models.set_attention_impl`.
+
+    Args:
+        impl (str): The name to check.
+        name (str): What the message calls it, e.g. ``'attn_impl'`` for the backbone option.
+
+    Raises:
+        ValueError: ``impl`` is not an implementation.
+    """
+    if impl not in ATTENTION_IMPLS:
+        raise ValueError(f"{name} must be one of {ATTENTION_IMPLS}, got {impl!r}")
+    return impl
+
+
 def rotate_every_two(x: Tensor) -> Tensor:
     """Map each channel pair ``(x0, x1)`` to ``(-x1, x0)`` along the last dim."""
     pairs = x.unflatten(-1, (-1, 2))
@@ -111,9 +129,7 @@ class ManhattanSelfAttention(nn.Module):
 
     @impl.setter
     def impl(self, value: str) -> None:
-        if value not in ATTENTION_IMPLS:
-            raise ValueError(f"attention impl must be one of {ATTENTION_IMPLS}, got {value!r}")
-        self._impl = value
+        self._impl = check_attention_impl(value)
 
     def forward(self, x: Tensor, tables: RetentionTables) -> Tensor:
         """Attend over ``x``.
