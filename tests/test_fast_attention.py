@@ -91,7 +91,9 @@ def test_full_mask_over_the_limit_is_not_materialised():
 
 
 def test_cache_drops_old_sizes_beyond_the_byte_limit():
-    position = RetentionPosition(32, 4, decomposed=False, full_mask_limit=48_000)
+    position = RetentionPosition(
+        32, 4, decomposed=False, full_mask_limit=48_000, cache_limit=48_000
+    )
     position(9, 9, torch.float32)  # 4 x 81^2 x 4 bytes = 105 kB > limit: axis tables only
     position(8, 8, torch.float32)  # 65.5 kB mask > limit as well
     position(7, 7, torch.float32)  # 38.4 kB mask: cached, and the older sizes make room

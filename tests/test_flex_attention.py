@@ -116,6 +116,15 @@ def test_flex_stages_build_no_full_mask_and_fast_ones_do():
     assert full_stage.rel_pos(4, 5, torch.float32).decay_full.shape == (16, 20, 20)
 
 
+def test_flex_stages_keep_several_input_sizes_cached():
+    # Flex builds no full mask (limit 0); that must not also shrink its cache to one size.
+    model = RMT(arch="t", attn_impl="flex")
+    sizes = [(4, 5), (6, 7), (8, 9)]
+    for height, width in sizes:
+        model.layers[0].rel_pos(height, width, torch.float32)
+    assert [key[:2] for key in model.layers[0].rel_pos._cache] == sizes
+
+
 def test_cpu_training_step_takes_sdpa_and_matches_fast(flex_forbidden):
     flex, fast = build_pair("t")
     fast.set_attention_impl("fast")

@@ -19,8 +19,8 @@ kernels of ``'fast'`` otherwise):
   compiles a variant per stage shape for each of those it meets (RMT-S trained in fp16 and
   validated in fp32 at batch 1: 6 decomposed, 2 full). :func:`compiled_variants` counts them.
 * **CPU**: eagerly, forward only: an unfused reference that materialises the logits. It is there
-  to check the kernels against the reference; compiled at RMT-S shapes it still runs at
-  0.4-0.57x the speed of SDPA, so the CPU keeps ``'fast'``. FlexAttention has no CPU backward,
+  to check the kernels against the reference; compiled at RMT-S shapes it is still slower than
+  SDPA (docs/benchmarks.md), so the CPU keeps ``'fast'``. FlexAttention has no CPU backward,
   so a CPU forward whose inputs need gradients takes SDPA.
 * without FlexAttention in torch (an ImportError), or in another dtype (e.g. float64): SDPA.
 """

@@ -58,9 +58,12 @@ def is_exporting() -> bool:
 
 
 # 512 MiB keeps the fp32 full mask of RMT-T's third stage at detection sizes up to 800x1216
-# (8 heads x 3800^2 tokens, 462 MB): one fused attention call over a cached mask is about 1.3x
-# faster on CPU than building the mask blockwise in every block; beyond it memory comes first.
+# (8 heads x 3800^2 tokens, 462 MB): one fused attention call over a cached mask beats building
+# the mask blockwise in every block (docs/benchmarks.md); beyond it memory comes first.
 FULL_MASK_LIMIT = 512 * 2**20
+#: Bytes a stage's table cache may hold before it drops its oldest sizes: room for one full
+#: mask of :data:`FULL_MASK_LIMIT` and the small tables of a few more sizes.
+CACHE_LIMIT = 512 * 2**20
 
 
 class RetentionTables(NamedTuple):
@@ -107,9 +110,11 @@ class RetentionPosition(nn.Module):
         decomposed (bool): Build 1-D masks per axis instead of the full 2-D one.
         cache_size (int): How many input sizes to keep tables for. Default: 4.
         full_mask_limit (int): Largest full mask, in bytes, that is built and cached; the fast
-            attention builds larger ones blockwise from the axis tables. The cache also drops its
-            oldest sizes while it holds more than this many bytes, so a few large inputs cannot
-            pin several masks. Default: :data:`FULL_MASK_LIMIT`.
+            attention builds larger ones blockwise from the axis tables, and ``'flex'`` (limit
+            0) builds none. Default: :data:`FULL_MASK_LIMIT`.
+        cache_limit (int): Bytes the cached tables may hold: beyond it the oldest sizes are
+            dropped (the newest is always kept), so a few large inputs cannot pin several masks.
+            Default: :data:`CACHE_LIMIT`.
     """
 
     def __init__(
@@ -121,11 +126,13 @@ class RetentionPosition(nn.Module):
         decomposed: bool = False,
         cache_size: int = 4,
         full_mask_limit: int = FULL_MASK_LIMIT,
+        cache_limit: int = CACHE_LIMIT,
     ) -> None:
         super().__init__()
         self.decomposed = decomposed
         self.cache_size = cache_size
         self.full_mask_limit = full_mask_limit
+        self.cache_limit = cache_limit
         self.register_buffer(
             "decay", head_decay_rates(num_heads, initial_value, heads_range), persistent=False
         )
@@ -201,7 +208,7 @@ class RetentionPosition(nn.Module):
             tables = self.compute(height, width, dtype, self.full_mask_limit)
             self._cache[key] = tables
             while len(self._cache) > self.cache_size or (
-                len(self._cache) > 1 and self.cached_bytes() > self.full_mask_limit
+                len(self._cache) > 1 and self.cached_bytes() > self.cache_limit
             ):
                 self._cache.popitem(last=False)
         else:
