@@ -30,7 +30,7 @@ from torch import Tensor
 from ..arch_zoo import ARCH_SETTINGS, PRESET_NAMES, arch_decay_rates
 from .convert import (
     BACKBONE_PREFIX,
-    convert_authors_backbone,
+    convert_backbone_state_dict,
     extract_state_dict,
     has_backbone_prefix,
     mismatched_decays,
@@ -127,7 +127,7 @@ def convert_detector_state_dict(
     backbone = strip_prefix(state_dict, BACKBONE_PREFIX)
     if not backbone:
         raise CheckpointError(f"{source}: no 'backbone.' weights, not a detector checkpoint")
-    backbone, decays = convert_authors_backbone(backbone)
+    backbone, decays = convert_backbone_state_dict(backbone)
     arch = check_backbone_decays(backbone, decays, source)
     converted = {BACKBONE_PREFIX + name: value for name, value in backbone.items()}
     converted.update(
@@ -179,13 +179,16 @@ def convert_imagenet_checkpoint(checkpoint: Mapping, source: str = "checkpoint")
     Raises:
         CheckpointError: decay rates of another arch than the shapes match.
     """
-    state_dict, decays = convert_authors_backbone(extract_state_dict(checkpoint, source))
+    state_dict, decays = convert_backbone_state_dict(extract_state_dict(checkpoint, source))
     arch = check_backbone_decays(state_dict, decays, source)
     return {"state_dict": state_dict, "meta": {"rmt_arch": arch, "converted_from": source}}
 
 
 def convert_authors_checkpoint(checkpoint: Mapping, source: str = "checkpoint") -> dict:
     """Convert either kind of authors' file, told apart by its ``backbone.`` keys.
+
+    The entry point for a whole released file (``tools/convert_ckpt.py``); one backbone's
+    weights in memory go through :func:`~mmrmt.checkpoint.convert.convert_backbone_state_dict`.
 
     Args:
         checkpoint (Mapping): What ``torch.load`` returned for the authors' file.

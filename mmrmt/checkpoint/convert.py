@@ -86,10 +86,16 @@ def drop_classifier(state_dict: Mapping[str, Tensor]) -> Dict[str, Tensor]:
     }
 
 
-def convert_authors_backbone(
+def convert_backbone_state_dict(
     state_dict: Mapping[str, Tensor],
 ) -> Tuple[Dict[str, Tensor], Dict[int, Tensor]]:
-    """Convert an authors' backbone state dict (ImageNet or ``backbone.``-stripped detection).
+    """Convert one backbone's weights (ImageNet or ``backbone.``-stripped detection) in memory.
+
+    The key-level step that loading into an RMT and both whole-file converters share; to convert
+    a released file, call :func:`mmrmt.checkpoint.authors.convert_authors_checkpoint`.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): The authors' backbone keys, no prefix.
 
     Returns:
         tuple: (state dict for :class:`mmrmt.models.RMT`, {stage: saved log-decay rates}).

@@ -3,15 +3,15 @@
 import os
 import pickle
 import zipfile
-from typing import Dict, Optional
+from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from mmengine.logging import MMLogger, print_log
 from mmengine.runner import CheckpointLoader
-from torch import nn
+from torch import Tensor, nn
 
 from .convert import (
     BACKBONE_PREFIX,
-    convert_authors_backbone,
+    convert_backbone_state_dict,
     extract_state_dict,
     has_backbone_prefix,
     mismatched_decays,
@@ -26,6 +26,45 @@ MISSING_CHECKPOINT_HELP = (
     "Download the authors' ImageNet-1k RMT weights (README, 'Pretrained weights') to that path, "
     "or train from scratch with --cfg-options model.backbone.init_cfg=None"
 )
+
+
+class WeightsDiff(NamedTuple):
+    """How a state dict differs from a model's.
+
+    Attributes:
+        missing (list[str]): The model's weights the state dict lacks, in the model's order.
+        wrong_shapes (list[tuple]): ``(name, shape in the state dict, shape in the model)`` of
+            the weights both hold with different shapes, in the state dict's order.
+        unexpected (list[str]): The state dict's weights the model lacks, in its order.
+    """
+
+    missing: List[str]
+    wrong_shapes: List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]]
+    unexpected: List[str]
+
+
+def diff_weights(own: Mapping[str, Tensor], state_dict: Mapping[str, Tensor]) -> WeightsDiff:
+    """Compare a model's ``state_dict()`` with weights to load into it.
+
+    The one comparison behind both refusals: :func:`load_backbone_checkpoint` (wrong shapes
+    of a backbone checkpoint) and :func:`mmrmt.utils.check_weights_fit` (a whole model's).
+
+    Args:
+        own (Mapping[str, Tensor]): The model's ``state_dict()``.
+        state_dict (Mapping[str, Tensor]): The weights to load.
+
+    Returns:
+        WeightsDiff: Missing, wrongly shaped and unexpected names (all empty: they fit).
+    """
+    return WeightsDiff(
+        missing=[name for name in own if name not in state_dict],
+        wrong_shapes=[
+            (name, tuple(value.shape), tuple(own[name].shape))
+            for name, value in state_dict.items()
+            if name in own and own[name].shape != value.shape
+        ],
+        unexpected=[name for name in state_dict if name not in own],
+    )
 
 
 def is_missing_local_file(path: str) -> bool:
@@ -92,7 +131,7 @@ def load_backbone_checkpoint(
     state_dict = extract_state_dict(read_checkpoint(filename, map_location), filename)
     if prefix is None and has_backbone_prefix(state_dict):
         prefix = BACKBONE_PREFIX
-    state_dict, saved_decays = convert_authors_backbone(strip_prefix(state_dict, prefix))
+    state_dict, saved_decays = convert_backbone_state_dict(strip_prefix(state_dict, prefix))
 
     expected_decays = [stage.rel_pos.decay for stage in model.layers]
     bad_stages = mismatched_decays(saved_decays, expected_decays)
@@ -102,10 +141,10 @@ def load_backbone_checkpoint(
             "(num_heads / heads_range / initial value): it is for another RMT arch"
         )
     own = model.state_dict()
+    diff = diff_weights(own, state_dict)
     wrong_shapes = [
-        f"{name}: checkpoint {tuple(value.shape)} vs model {tuple(own[name].shape)}"
-        for name, value in state_dict.items()
-        if name in own and own[name].shape != value.shape
+        f"{name}: checkpoint {saved} vs model {expected}"
+        for name, saved, expected in diff.wrong_shapes
     ]
     if wrong_shapes:
         raise CheckpointError(
@@ -113,16 +152,16 @@ def load_backbone_checkpoint(
             + "; ".join(wrong_shapes[:5])
             + (f" and {len(wrong_shapes) - 5} more" if len(wrong_shapes) > 5 else "")
         )
-    matched = [name for name in own if name in state_dict]
-    if len(matched) < min_matched * len(own):
+    matched = len(own) - len(diff.missing)
+    if matched < min_matched * len(own):
         raise CheckpointError(
-            f"Checkpoint {filename} matches only {len(matched)} of {len(own)} RMT backbone "
+            f"Checkpoint {filename} matches only {matched} of {len(own)} RMT backbone "
             f"weights (prefix={prefix!r}); it is not an RMT checkpoint of this layout"
         )
     result = model.load_state_dict(state_dict, strict=False)
     logger = MMLogger.get_current_instance()
     print_log(
-        f"Loaded {len(matched)}/{len(own)} RMT weights from {filename}; "
+        f"Loaded {matched}/{len(own)} RMT weights from {filename}; "
         f"missing: {result.missing_keys or 'none'}; unused: {result.unexpected_keys or 'none'}",
         logger=logger,
     )
