@@ -2,17 +2,10 @@
 _base_ = [
     "mmdet::_base_/models/mask-rcnn_r50_fpn.py",
     "./ms_crop_3x.py",
+    "../../_base_/rmt_backbone.py",
 ]
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type="RMT",
-        arch="s",
-        out_indices=(0, 1, 2, 3),
-        norm_cfg=dict(type="SyncBN", requires_grad=True),  # BN trains: see rmt_runtime.py
-        norm_eval=False,
-        init_cfg=dict(type="Pretrained", checkpoint="checkpoints/RMT-S.pth"),
-    ),
+    backbone={{_base_.rmt_backbone}},
     neck=dict(in_channels=[64, 128, 256, 512]),
 )

@@ -4,20 +4,13 @@ _base_ = [
     "mmdet::_base_/models/retinanet_r50_fpn.py",
     "mmdet::_base_/datasets/coco_detection.py",
     "./rmt_runtime.py",
+    "../../_base_/rmt_backbone.py",
 ]
 
 # The FPN starts at stride 8, so the backbone returns stages 1-3 only (no unused stride-4 output
 # norm, hence no find_unused_parameters); the FPN's weights keep the authors' key names.
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type="RMT",
-        arch="t",
-        out_indices=(1, 2, 3),
-        norm_cfg=dict(type="SyncBN", requires_grad=True),  # BN trains: see rmt_runtime.py
-        norm_eval=False,
-        init_cfg=dict(type="Pretrained", checkpoint="checkpoints/RMT-T.pth"),
-    ),
+    backbone={{_base_.rmt_backbone_from_stride_8}},
     neck=dict(in_channels=[128, 256, 512], start_level=0, num_outs=5),
 )
 

@@ -7,6 +7,7 @@ _base_ = [
     "mmseg::_base_/datasets/ade20k.py",
     "mmseg::_base_/default_runtime.py",
     "mmseg::_base_/schedules/schedule_80k.py",
+    "../../_base_/rmt_backbone.py",
 ]
 custom_imports = dict(imports=["mmrmt"], allow_failed_imports=False)
 
@@ -19,13 +20,7 @@ norm_cfg = dict(type="SyncBN", requires_grad=True)
 model = dict(
     data_preprocessor=data_preprocessor,
     pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type="RMT",
-        out_indices=(0, 1, 2, 3),
-        norm_cfg=norm_cfg,
-        norm_eval=False,
-    ),
+    backbone={{_base_.rmt_backbone}},
     neck=dict(out_channels=256, num_outs=4),
     decode_head=dict(num_classes=150, norm_cfg=norm_cfg),
 )
