@@ -19,8 +19,8 @@ from mmrmt.benchmark.candidates import (
     config_candidates,
     swin_config,
 )
+from mmrmt.benchmark.markdown_report import markdown_table
 from mmrmt.benchmark.memory import cpu_peak_memory
-from mmrmt.benchmark.report import markdown_table
 from mmrmt.benchmark.timing import CandidateSteps, StepTime, time_candidates
 from mmrmt.models.layers import ManhattanSelfAttention
 from mmrmt.utils import UserError

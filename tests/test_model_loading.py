@@ -8,7 +8,7 @@ import torch
 
 from mmrmt.deploy import load_config_model
 from mmrmt.utils import UserError, load_model
-from mmrmt.visualization.model_loading import rmt_from_config
+from mmrmt.visualization.figure_models import rmt_from_config
 from tests.helpers import REPO, TINY_ARCH, load_tool
 
 #: A weight of the backbone and one of the heads, compared after loading.

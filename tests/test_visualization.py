@@ -15,13 +15,13 @@ from mmrmt.utils import UserError
 from mmrmt.visualization.attention import query_attention, record_attention, stage_attention
 from mmrmt.visualization.decay import decay_maps, stage_position
 from mmrmt.visualization.erf import effective_receptive_field, gradient_mass_areas
+from mmrmt.visualization.figure_models import rmt_from_config
 from mmrmt.visualization.gallery import (
     DEMO_CHECKPOINT,
     AttentionQuery,
     demo_checkpoint,
     draw_gallery,
 )
-from mmrmt.visualization.model_loading import rmt_from_config
 from tests.helpers import REPO, load_tool
 from tests.helpers import TINY_ARCH as SMALL_ARCH
 

@@ -14,8 +14,8 @@ import sys
 from typing import List, Optional
 
 from mmrmt.utils import add_config_args, run_with_user_errors
+from mmrmt.visualization.figure_models import rmt_from_config, weights_label
 from mmrmt.visualization.gallery import AttentionQuery, attention_on_photo, prepare_photo
-from mmrmt.visualization.model_loading import rmt_from_config, weights_label
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -16,8 +16,8 @@ from typing import List, Optional
 
 from mmrmt.utils import add_config_args, run_with_user_errors
 from mmrmt.visualization.erf import compare_erfs, comparison_models, erf_images
+from mmrmt.visualization.figure_models import rmt_from_config, trained_name
 from mmrmt.visualization.gallery import DEMO_CONFIG
-from mmrmt.visualization.model_loading import rmt_from_config, trained_name
 from mmrmt.visualization.photos import SAMPLE_PHOTOS
 
 

@@ -7,8 +7,8 @@ import torch
 
 from ..utils import UserError
 from .candidates import all_candidates
+from .markdown_report import load_average, machine_description, markdown_table, method_note
 from .memory import cpu_peak_memory, cuda_peak_memory
-from .report import load_average, machine_description, markdown_table, method_note
 from .timing import CandidateSteps, time_candidates
 
 

@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 from mmengine.runner import Runner
 
-from ..benchmark.report import load_average, machine_description
+from ..benchmark.markdown_report import load_average, machine_description
 from ..benchmark.timing import interleaved_rounds
 from ..utils import UserError, load_config, run_with_user_errors
 from .export import export_model, load_config_model, load_preset_backbone

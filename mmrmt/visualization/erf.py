@@ -202,7 +202,7 @@ def comparison_models(
         trained (RMT | None): A trained RMT returning ``stage`` (switched to the fast MaSA
             path, the same function, whose backward is cheaper); None leaves it out.
         trained_name (str): How the trained model is named
-            (:func:`~mmrmt.visualization.model_loading.trained_name`).
+            (:func:`~mmrmt.visualization.figure_models.trained_name`).
         with_swin (bool): Include Swin-T.
 
     Returns:

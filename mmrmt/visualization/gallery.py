@@ -20,7 +20,7 @@ from ..models import RMT
 from .attention import check_point, draw_attention
 from .decay import draw_stage_decays
 from .erf import compare_erfs, comparison_models, erf_images
-from .model_loading import rmt_from_config, trained_name, weights_label
+from .figure_models import rmt_from_config, trained_name, weights_label
 from .photos import SAMPLE_PHOTOS, image_tensor, load_image, normalisation, resize_long_side
 
 #: The toy detector of ``make demo`` and the checkpoint its training ends with.
