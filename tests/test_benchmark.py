@@ -10,10 +10,10 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
+from mmrmt.baselines import SWIN_T
 from mmrmt.benchmark import add_benchmark_args, parse_benchmark_args
 from mmrmt.benchmark.candidates import (
     SWIN_BACKBONE_GROUP,
-    SWIN_T,
     Candidate,
     arch_candidates,
     config_candidates,

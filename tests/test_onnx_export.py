@@ -350,7 +350,7 @@ def test_toy_segmentation_miou_of_the_onnx_file_matches_tools_test(exported, tmp
 
 
 def test_benchmark_times_the_candidates_in_interleaved_rounds():
-    from mmrmt.deploy.benchmark import interleaved_medians
+    from mmrmt.benchmark.timing import interleaved_medians
 
     calls = []
     runs = {name: (lambda name=name: calls.append(name)) for name in ("PyTorch", "onnxruntime")}

@@ -3,7 +3,7 @@
 ``tools/benchmark.py`` parses the options and calls :func:`run_benchmark`; the modules here:
 :mod:`.options` (the command line), :mod:`.steps` (inputs and one step of a model),
 :mod:`.candidates` (what is compared), :mod:`.timing`, :mod:`.memory` (with the entry point
-:mod:`.memory_probe`) and :mod:`.report`.
+:mod:`.memory_probe`) and :mod:`.markdown_report`.
 
 Candidates, all on the same input:
 

@@ -18,31 +18,13 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from torch import nn
 
+from ..baselines import SWIN_T, SWIN_T_DIMS, swin_t_kwargs
 from ..models import RMT, resolve_arch, set_attention_impl
 from ..models.layers import RetentionPosition
 from ..utils import UserError, build_model, config_scope, load_config
 from ..utils.config import config_dicts
 from .steps import Step, backbone_step, config_inputs, config_step
 
-#: mmdet's Swin-T (``mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py``); mmseg's Swin takes the same keys.
-SWIN_T = dict(
-    type="SwinTransformer",
-    embed_dims=96,
-    depths=[2, 2, 6, 2],
-    num_heads=[3, 6, 12, 24],
-    window_size=7,
-    mlp_ratio=4,
-    qkv_bias=True,
-    qk_scale=None,
-    drop_rate=0.0,
-    attn_drop_rate=0.0,
-    drop_path_rate=0.2,
-    patch_norm=True,
-    out_indices=(0, 1, 2, 3),
-    with_cp=False,
-)
-#: Channels of Swin-T's four stage outputs.
-SWIN_T_DIMS = [96, 192, 384, 768]
 #: ``--impls``: RMT's MaSA implementations and the Swin-T baseline.
 IMPLS = ("fast", "reference", "flex", "swin")
 #: The default ``--impls`` on the CPU: there ``'flex'`` runs eagerly and unfused, forward only
@@ -148,7 +130,7 @@ def swin_candidate(args: argparse.Namespace) -> Candidate:
         from mmdet.models.backbones import SwinTransformer
 
         torch.manual_seed(args.seed)
-        model = SwinTransformer(**{k: v for k, v in SWIN_T.items() if k != "type"})
+        model = SwinTransformer(**swin_t_kwargs())
         model.init_weights()
         return _on_device(model, args)
 
@@ -178,7 +160,8 @@ def swin_config(cfg: Config, out_indices: Sequence[int], rmt_dims: List[int]) ->
         rmt_dims (list[int]): RMT's channels of those stages.
 
     Returns:
-        Config: A copy with ``model.backbone`` = :data:`SWIN_T` (same ``out_indices``).
+        Config: A copy with ``model.backbone`` = :data:`~mmrmt.baselines.SWIN_T` (same
+        ``out_indices``).
     """
     cfg = copy.deepcopy(cfg)
     swin_dims = [SWIN_T_DIMS[index] for index in out_indices]

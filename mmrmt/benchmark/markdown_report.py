@@ -17,14 +17,11 @@ TABLE_HEADER = (
 )
 
 
-def machine_description(args: argparse.Namespace) -> str:
-    """CPU/GPU, cores, threads, library versions and the run's settings, for the header.
-
-    Args:
-        args (argparse.Namespace): The benchmark's options.
+def cpu_description() -> str:
+    """The CPU, its logical cores, torch's version and its thread count, in one line.
 
     Returns:
-        str: One line, parts separated by ``'; '``.
+        str: e.g. ``'CPU: <model name>, 2 logical cores, torch 2.13.0+cpu, 2 threads'``.
     """
     cpu = platform.processor() or platform.machine()
     try:
@@ -32,10 +29,22 @@ def machine_description(args: argparse.Namespace) -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line)
     except (OSError, StopIteration):
         pass
-    parts = [
+    return (
         f"CPU: {cpu}, {os.cpu_count()} logical cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads"
-    ]
+    )
+
+
+def machine_description(args: argparse.Namespace) -> str:
+    """CPU/GPU, cores, threads, library versions and the run's settings, for the header.
+
+    Args:
+        args (argparse.Namespace): The benchmark's options.
+
+    Returns:
+        str: One line, parts separated by ``'; '``: :func:`cpu_description`, then the rest.
+    """
+    parts = [cpu_description()]
     if args.device.startswith("cuda"):
         parts.append(f"GPU: {torch.cuda.get_device_name(args.device)}, CUDA {torch.version.cuda}")
     parts.append(f"dtype {args.dtype}, batch {args.batch}, input {args.size[0]}x{args.size[1]}")

@@ -1,5 +1,11 @@
-"""Timing candidates: each built once, warmed up, then timed in interleaved rounds."""
+"""Timing candidates: each built once, warmed up, then timed in interleaved rounds.
 
+The one home of interleaved timing: :func:`interleaved_rounds` is the loop, which
+``tools/benchmark.py`` (:func:`time_candidates`) and the onnxruntime benchmark
+(:func:`interleaved_medians`) both run.
+"""
+
+import statistics
 import time
 from functools import partial
 from typing import Callable, Dict, List, NamedTuple, Sequence, Tuple, TypeVar
@@ -119,3 +125,28 @@ def interleaved_rounds(
         for name, run in runs.items():
             results[name].append(run())
     return results
+
+
+def interleaved_medians(
+    runs: Dict[str, Callable[[], object]], warmup: int = 2, repeats: int = 7
+) -> Dict[str, float]:
+    """Median wall-clock seconds of each run, timed in rounds that run every candidate once.
+
+    Args:
+        runs (dict): Name -> a call to time.
+        warmup (int): Untimed calls of each first.
+        repeats (int): Timed rounds.
+
+    Returns:
+        dict: Name -> median seconds.
+    """
+    timed = {name: partial(wall_seconds, run) for name, run in runs.items()}
+    times = interleaved_rounds(timed, warmup, repeats)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def wall_seconds(run: Callable[[], object]) -> float:
+    """Seconds one call of ``run`` takes."""
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start

@@ -14,48 +14,20 @@ count; each round runs every candidate once, in turn, so load changes hit them a
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
-from functools import partial
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine.runner import Runner
 
-from ..benchmark.markdown_report import load_average, machine_description
-from ..benchmark.timing import interleaved_rounds
+from ..benchmark.markdown_report import cpu_description, load_average
+from ..benchmark.timing import interleaved_medians
 from ..utils import UserError, load_config, run_with_user_errors
 from .export import export_model, load_config_model, load_preset_backbone
 from .graphs import BACKBONE, SEGMENTOR, main_graph
 from .runtime import OnnxRuntimeModel
 from .session import OnnxGraph
-
-
-def interleaved_medians(
-    runs: Dict[str, Callable[[], object]], warmup: int = 2, repeats: int = 7
-) -> Dict[str, float]:
-    """Median seconds of each run, timed in rounds that run every candidate once.
-
-    Args:
-        runs (dict): Name -> a call to time.
-        warmup (int): Untimed calls of each first.
-        repeats (int): Timed rounds.
-
-    Returns:
-        dict: Name -> median seconds.
-    """
-    timed = {name: partial(wall_seconds, run) for name, run in runs.items()}
-    times = interleaved_rounds(timed, warmup, repeats)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
-def wall_seconds(run: Callable[[], object]) -> float:
-    """Seconds one call of ``run`` takes."""
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
 
 
 def markdown_rows(what: str, medians: Dict[str, float]) -> List[str]:
@@ -154,12 +126,7 @@ def run(args: argparse.Namespace) -> None:
         raise UserError("--checkpoint goes with --config")
     with tempfile.TemporaryDirectory() as folder:
         rows = backbone_rows(args, folder) if args.arch else config_rows(args, folder)
-    settings = argparse.Namespace(
-        device="cpu", dtype="float32", batch=args.batch_size, size=args.size, compile=False,
-        full_mask_limit=None,
-    )  # fmt: skip
-    machine = machine_description(settings).split("; ")[0]  # CPU, cores, torch, threads
-    print(f"{machine}, onnxruntime {sys.modules['onnxruntime'].__version__}")
+    print(f"{cpu_description()}, onnxruntime {sys.modules['onnxruntime'].__version__}")
     print(f"load average {load_average()}; {args.repeats} interleaved rounds after {args.warmup}")
     print("command: python -m mmrmt.deploy.benchmark " + " ".join(sys.argv[1:]))
     print("\n".join(TABLE_HEADER + rows))

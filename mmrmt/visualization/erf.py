@@ -17,6 +17,7 @@ import torch
 from mmdet.models.backbones import SwinTransformer
 from torch import Tensor, nn
 
+from ..baselines import swin_t_kwargs
 from ..models import RMT, set_attention_impl
 from ..utils import UserError
 from .drawing import Panel, draw_panels
@@ -157,7 +158,7 @@ def random_rmt_tiny(stage: int, seed: int = 0) -> RMT:
 
 
 def random_swin_tiny(stage: int, seed: int = 0) -> nn.Module:
-    """mmdet's Swin-T (96 channels, depths 2-2-6-2, heads 3-6-12-24, window 7), randomly
+    """mmdet's Swin-T (:data:`~mmrmt.baselines.SWIN_T`) without stochastic depth, randomly
     initialised, in eval mode.
 
     Args:
@@ -171,14 +172,7 @@ def random_swin_tiny(stage: int, seed: int = 0) -> nn.Module:
         raise UserError(f"unknown stage {stage}: RMT-T and Swin-T have stages 0..3")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        swin = SwinTransformer(
-            embed_dims=96,
-            depths=(2, 2, 6, 2),
-            num_heads=(3, 6, 12, 24),
-            window_size=7,
-            drop_path_rate=0.0,
-            out_indices=(stage,),
-        )
+        swin = SwinTransformer(**swin_t_kwargs(drop_path_rate=0.0, out_indices=(stage,)))
         swin.init_weights()
     swin.eval()  # mmdet's Swin.train() returns None
     return swin
