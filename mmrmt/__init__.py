@@ -1,15 +1,22 @@
 """mmrmt: RMT backbones (Fan et al., CVPR 2024) for mmdet 3.x and mmseg 1.x.
 
-Importing the package (or ``custom_imports=dict(imports=['mmrmt'])`` in a config) registers, and
-changes nothing else:
+Importing the package (or ``custom_imports=dict(imports=['mmrmt'])`` in a config) registers,
+each under a name of its own:
 
 * ``RMT`` in mmengine's root ``MODELS``, which mmdet's, mmseg's, mmpretrain's and mmpose's
   registries consult for names they do not hold themselves;
 * ``AtomicCheckpointHook`` and ``AtomicLoggerHook`` (``HOOKS``), ``CPUDistributedDataParallel``
-  (``MODEL_WRAPPERS``) and the ``'atomic_local'`` file backend, which configs select by name;
-* the data types of mmengine's checkpoints (numpy values, ``HistoryBuffer``) in ``torch.load``'s
-  ``weights_only`` allow-list (:mod:`mmrmt.checkpoint.safe_globals`), which only widens what
-  ``torch.load`` accepts to known data types.
+  (``MODEL_WRAPPERS``) and the ``'atomic_local'`` file backend, which configs select by name.
+
+Beyond those names it changes, process-wide:
+
+* ``torch.load``'s ``weights_only`` allow-list, which gains the data types of mmengine's
+  checkpoints (numpy values, ``HistoryBuffer``; :mod:`mmrmt.checkpoint.safe_globals`): known
+  data types only, a file that pickles code is still refused.
+
+It imports what registration needs (torch, mmengine's registries, hooks and model wrappers), not
+mmengine's Runner, mmcv.cnn, mmdet, mmseg or the tools' helpers (:mod:`mmrmt.utils`);
+``tests/test_imports.py`` checks it.
 """
 
 from .checkpoint import register_safe_globals

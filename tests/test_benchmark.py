@@ -23,7 +23,6 @@ from mmrmt.benchmark.markdown_report import markdown_table
 from mmrmt.benchmark.memory import cpu_peak_memory
 from mmrmt.benchmark.timing import CandidateSteps, StepTime, time_candidates
 from mmrmt.models.layers import ManhattanSelfAttention
-from mmrmt.utils import UserError
 from tests.helpers import load_tool
 
 RMT_T_DIMS = [64, 128, 256, 512]
@@ -219,14 +218,14 @@ def test_config_with_a_non_rmt_backbone_is_a_user_error(tmp_path: Path):
     config = tmp_path / "resnet.py"
     config.write_text("default_scope = 'mmdet'\nmodel = dict(backbone=dict(type='ResNet'))\n")
 
-    with pytest.raises(UserError, match="'ResNet', not 'RMT'"):
+    with pytest.raises(ValueError, match="'ResNet', not 'RMT'"):
         config_candidates(str(config), options("--config", str(config)))
 
 
 def test_config_with_bf16_is_a_user_error():
     args = options("--config", "any.py", "--dtype", "bf16")
 
-    with pytest.raises(UserError, match="--dtype bf16/fp16 applies to --arch"):
+    with pytest.raises(ValueError, match="--dtype bf16/fp16 applies to --arch"):
         config_candidates("any.py", args)
 
 

@@ -172,3 +172,39 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {}
+
+
+# What registration needs, and no more: the tools' helpers, mmengine's Runner (which mmcv.cnn
+# and mmengine's checkpoint reader import) and the downstream libraries load when used.
+_IMPORT_MMRMT = """
+import json, sys
+import mmrmt
+from mmengine.fileio.backends import backends
+from mmengine.registry import HOOKS, MODEL_WRAPPERS, MODELS
+heavy = ("mmrmt.utils", "mmengine.runner", "mmdet", "mmseg")
+print(json.dumps({
+    "loaded": sorted(name for name in heavy if name in sys.modules),
+    "registered": [
+        MODELS.get("RMT") is mmrmt.RMT,
+        HOOKS.get("AtomicCheckpointHook") is not None,
+        MODEL_WRAPPERS.get("CPUDistributedDataParallel") is not None,
+        "atomic_local" in backends,
+    ],
+}))
+"""
+
+
+def test_import_mmrmt_registers_without_the_tools_runner_mmdet_or_mmseg():
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT_MMRMT], capture_output=True, text=True, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"loaded": [], "registered": [True, True, True, True]}
+
+
+def test_engine_does_not_import_the_tools_helpers():
+    graph = import_graph()
+    for name, targets in graph.items():
+        if name.startswith(("mmrmt.engine", "mmrmt.models", "mmrmt.checkpoint")):
+            assert not {t for t in targets if t.startswith("mmrmt.utils")}, name

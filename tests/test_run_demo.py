@@ -22,7 +22,7 @@ from mmrmt.demo import (
 )
 from mmrmt.demo import pipeline as demo_pipeline
 from mmrmt.toy_data.coco import ToyCocoSpec, make_toy_coco
-from mmrmt.utils import UserError, config_scope, parse_cfg_options
+from mmrmt.utils import config_scope, parse_cfg_options
 from mmrmt.visualization import draw_predictions, enlargement, list_images
 from tests.helpers import REPO, load_tool
 
@@ -95,7 +95,7 @@ def test_cfg_options_are_read_like_mmengine_tools_read_them():
 
 
 def test_a_config_outside_mmdet_and_mmseg_is_refused():
-    with pytest.raises(UserError, match="default_scope is 'mmpretrain'; expected one of"):
+    with pytest.raises(ValueError, match="default_scope is 'mmpretrain'; expected one of"):
         config_scope(Config(dict(default_scope="mmpretrain")))
 
 
@@ -136,7 +136,7 @@ def test_an_interrupted_run_is_resumed(tmp_path, monkeypatch):
 def test_a_failing_tool_is_reported_as_a_user_error(tmp_path, monkeypatch):
     (tmp_path / "fail.py").write_text("import sys\nsys.exit(3)\n")
     monkeypatch.setattr(demo_pipeline, "TOOLS_DIR", str(tmp_path))
-    with pytest.raises(UserError, match=r"tools/fail.py failed with exit code 3"):
+    with pytest.raises(RuntimeError, match=r"tools/fail.py failed with exit code 3"):
         run_script("fail.py", [])
 
 
@@ -174,7 +174,7 @@ def test_list_images_sorts_a_folder_and_skips_other_files(tmp_path):
         (tmp_path / name).write_bytes(b"")
     assert list_images(str(tmp_path)) == [str(tmp_path / "a.JPG"), str(tmp_path / "b.png")]
     assert list_images(str(tmp_path / "b.png")) == [str(tmp_path / "b.png")]
-    with pytest.raises(UserError, match="input not found: .*nowhere"):
+    with pytest.raises(FileNotFoundError, match="input not found: .*nowhere"):
         list_images(str(tmp_path / "nowhere"))
 
 

@@ -142,13 +142,13 @@ def test_test_names_a_missing_checkpoint(tiny, tmp_path, capsys):
 
 
 def test_debug_flag_shows_the_traceback():
-    with pytest.raises(UserError, match="config file not found"):
+    with pytest.raises(FileNotFoundError, match="config file not found"):
         load_tool("train").main(["no_such_config.py", "--debug"])
 
 
 def test_debug_environment_variable_shows_the_traceback(monkeypatch):
     monkeypatch.setenv("MMRMT_DEBUG", "1")
-    with pytest.raises(UserError, match="config file not found"):
+    with pytest.raises(FileNotFoundError, match="config file not found"):
         load_tool("test").main(["no_such_config.py", "some.pth"])
 
 
@@ -294,7 +294,7 @@ def test_cpu_distributed_run_uses_gloo_and_a_cpu_model_wrapper(single_process_gr
 
 
 def test_cpu_distributed_run_needs_the_pytorch_launcher(single_process_group):
-    with pytest.raises(UserError, match="--launcher slurm needs CUDA"):
+    with pytest.raises(ValueError, match="--launcher slurm needs CUDA"):
         setup_launcher(Config(), "slurm")
 
 

@@ -11,7 +11,6 @@ from mmrmt.arch_zoo import head_decay_rates, resolve_arch
 from mmrmt.models import RMT
 from mmrmt.models.backbones.rmt import ConvStem
 from mmrmt.models.layers import ManhattanSelfAttention, RetentionPosition
-from mmrmt.utils import UserError
 from mmrmt.visualization.attention import query_attention, record_attention, stage_attention
 from mmrmt.visualization.decay import decay_maps, stage_position
 from mmrmt.visualization.erf import effective_receptive_field, gradient_mass_areas
@@ -175,7 +174,7 @@ def test_stage_attention_maps_each_stage_from_the_query_pixel():
 
 
 def test_stage_attention_names_a_block_that_does_not_exist():
-    with pytest.raises(UserError, match="stage 0 has 1 blocks; block 1 does not exist"):
+    with pytest.raises(ValueError, match="stage 0 has 1 blocks; block 1 does not exist"):
         stage_attention(RMT(arch=TINY_ARCH), torch.randn(1, 3, 32, 32), point=(0, 0), block=1)
 
 

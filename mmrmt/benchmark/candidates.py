@@ -19,9 +19,10 @@ from mmengine.logging import MMLogger
 from torch import nn
 
 from ..baselines import SWIN_T, SWIN_T_DIMS, swin_t_kwargs
+from ..errors import InvalidValueError
 from ..models import RMT, resolve_arch, set_attention_impl
 from ..models.layers import RetentionPosition
-from ..utils import UserError, build_model, config_scope, load_config
+from ..utils import build_model, config_scope, load_config
 from ..utils.config import config_dicts
 from .steps import Step, backbone_step, config_inputs, config_step
 
@@ -190,15 +191,19 @@ def config_candidates(path: str, args: argparse.Namespace) -> List[Candidate]:
         config file; the fast and reference candidates share one model (same weights).
 
     Raises:
-        UserError: ``--dtype`` is not fp32, or the config's backbone is not RMT.
+        InvalidValueError: ``--dtype`` is not fp32, or the config's backbone is not RMT.
     """
     if args.dtype != "fp32":
-        raise UserError("--dtype bf16/fp16 applies to --arch backbones only, not to --config")
+        raise InvalidValueError(
+            "--dtype bf16/fp16 applies to --arch backbones only, not to --config"
+        )
     cfg = load_config(path, args.cfg_options)
     scope = config_scope(cfg)
     backbone = cfg.model.backbone
     if backbone.get("type") != "RMT":
-        raise UserError(f"{path}: model.backbone.type is {backbone.get('type')!r}, not 'RMT'")
+        raise InvalidValueError(
+            f"{path}: model.backbone.type is {backbone.get('type')!r}, not 'RMT'"
+        )
     # init_weights() logs every parameter at INFO level; keep the report readable.
     MMLogger.get_instance("mmengine").setLevel(logging.WARNING)
     # Random weights: benchmarking needs no checkpoint.

@@ -17,7 +17,8 @@ import json
 import sys
 from typing import Optional, Sequence
 
-from ..utils import UserError, run_with_user_errors
+from ..errors import InvalidValueError
+from ..utils import run_with_user_errors
 from .candidates import all_candidates
 from .memory import step_rss_rise
 from .options import MODES, add_benchmark_args, parse_benchmark_args
@@ -44,12 +45,12 @@ def probe(args: argparse.Namespace) -> None:
         args (argparse.Namespace): :func:`parse_args` output.
 
     Raises:
-        UserError: the options give no candidate of that name.
+        InvalidValueError: the options give no candidate of that name.
     """
     prepare_process(args)
     candidates = {candidate.name: candidate for candidate in all_candidates(args)}
     if args.candidate not in candidates:
-        raise UserError(
+        raise InvalidValueError(
             f"no benchmark candidate named {args.candidate!r}; "
             f"these options give {list(candidates)}"
         )

@@ -5,7 +5,7 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
-from ..utils import UserError
+from ..errors import InvalidValueError
 from .candidates import all_candidates
 from .markdown_report import load_average, machine_description, markdown_table, method_note
 from .memory import cpu_peak_memory, cuda_peak_memory
@@ -16,12 +16,12 @@ def prepare_process(args: argparse.Namespace) -> None:
     """Apply ``--threads`` and check ``--device``, in the benchmark and in each memory probe.
 
     Raises:
-        UserError: ``--device cuda`` on a machine where torch sees no CUDA device.
+        InvalidValueError: ``--device cuda`` on a machine where torch sees no CUDA device.
     """
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda given but torch sees no CUDA device")
+        raise InvalidValueError("--device cuda given but torch sees no CUDA device")
 
 
 def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> str:
@@ -36,7 +36,7 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> str:
         str: The Markdown report: the machine, one table per mode, and the method.
 
     Raises:
-        UserError: a bad device, dtype or config (see :func:`prepare_process` and
+        InvalidValueError: a bad device, dtype or config (see :func:`prepare_process` and
             :func:`mmrmt.benchmark.candidates.config_candidates`).
     """
     prepare_process(args)

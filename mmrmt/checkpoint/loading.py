@@ -6,7 +6,6 @@ import zipfile
 from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from mmengine.logging import MMLogger, print_log
-from mmengine.runner import CheckpointLoader
 from torch import Tensor, nn
 
 from .convert import (
@@ -88,6 +87,10 @@ def read_checkpoint(filename: str, map_location: str = "cpu") -> dict:
     """
     if is_missing_local_file(filename):
         raise FileNotFoundError(f"Checkpoint file not found: {filename}. {MISSING_CHECKPOINT_HELP}")
+    # mmengine.runner imports the whole Runner; deferred to the first read so that
+    # `import mmrmt` (which only registers) does not load it.
+    from mmengine.runner import CheckpointLoader
+
     try:
         return CheckpointLoader.load_checkpoint(filename, map_location=map_location)
     except pickle.UnpicklingError as err:

@@ -25,8 +25,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from mmengine.config import Config
 
+from ..errors import StepFailedError
 from ..toy_data import make_toy_ade, make_toy_coco
-from ..utils import UserError, config_scope, load_config, parse_cfg_options
+from ..utils import config_scope, load_config, parse_cfg_options
 from ..visualization import draw_predictions, list_images
 from .curves import plot_curves, read_scalars
 from .report import previous_train_seconds, summary_lines, write_summary
@@ -70,14 +71,15 @@ def run_script(script: str, args: Sequence[str]) -> None:
     """Run ``tools/<script>`` with this interpreter.
 
     Raises:
-        UserError: The script failed; it has printed its own messages.
+        FileNotFoundError: no such script (mmrmt is not installed from its source tree).
+        StepFailedError: The script failed; it has printed its own messages.
     """
     path = osp.join(TOOLS_DIR, script)
     if not osp.isfile(path):
-        raise UserError(f"{path} not found: the demo runs the tools of mmrmt's source tree")
+        raise FileNotFoundError(f"{path} not found: the demo runs the tools of mmrmt's source tree")
     returncode = subprocess.run([sys.executable, path, *args]).returncode
     if returncode != 0:
-        raise UserError(f"tools/{script} failed with exit code {returncode} (see above)")
+        raise StepFailedError(f"tools/{script} failed with exit code {returncode} (see above)")
 
 
 def train(
@@ -152,7 +154,9 @@ def run_demo(
         dict: What ``summary.json`` holds.
 
     Raises:
-        UserError: The config is missing or outside mmdet/mmseg, or a tool failed.
+        FileNotFoundError: The config is missing.
+        InvalidValueError: The config is outside mmdet/mmseg.
+        StepFailedError: A tool failed.
     """
     cfg = load_config(config, parse_cfg_options(cfg_options))
     scope = config_scope(cfg)

@@ -7,7 +7,7 @@ call that does turns a missing package into one line naming the extra.
 import importlib
 from types import ModuleType
 
-from ..utils import UserError
+from ..errors import MissingDependencyError
 
 #: How to install what export and evaluation need.
 DEPLOY_EXTRA = "pip install -e .[deploy]"
@@ -23,12 +23,12 @@ def require(package: str) -> ModuleType:
         ModuleType: The imported package.
 
     Raises:
-        UserError: the package is not installed.
+        MissingDependencyError: the package is not installed (an ``ImportError``).
     """
     try:
         return importlib.import_module(package)
     except ImportError as error:
-        raise UserError(
+        raise MissingDependencyError(
             f"{package} is not installed; ONNX export and evaluation need mmrmt's deploy extra: "
             f"{DEPLOY_EXTRA} (onnx, onnxscript, onnxruntime)"
         ) from error

@@ -36,7 +36,7 @@ from mmseg.models.segmentors import CascadeEncoderDecoder, EncoderDecoder
 from torch import Tensor, nn
 from torch.export import Dim
 
-from ..utils import UserError
+from ..errors import InvalidValueError
 
 BACKBONE = "backbone"
 SEGMENTOR = "segmentor"
@@ -73,7 +73,7 @@ def model_kind(model: nn.Module, source: str) -> str:
         str: ``'segmentor'``, ``'single_stage_detector'`` or ``'two_stage_detector'``.
 
     Raises:
-        UserError: another kind of model.
+        InvalidValueError: another kind of model.
     """
     if isinstance(model, EncoderDecoder) and not isinstance(model, CascadeEncoderDecoder):
         return SEGMENTOR
@@ -85,7 +85,7 @@ def model_kind(model: nn.Module, source: str) -> str:
         and type(model.roi_head) in SUPPORTED_ROI_HEADS
     ):
         return TWO_STAGE
-    raise UserError(
+    raise InvalidValueError(
         f"{source} builds a {type(model).__name__}; ONNX export supports mmseg EncoderDecoder "
         "segmentors and mmdet single-stage detectors or two-stage ones with an RPN and a "
         "StandardRoIHead or CascadeRoIHead. --backbone-only exports the backbone of any config"

@@ -17,7 +17,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from ..utils import UserError
+from ..errors import InvalidValueError
 from .graphs import SEGMENTOR, SINGLE_STAGE, describe_kind, model_kind
 from .session import OnnxGraph
 
@@ -71,13 +71,13 @@ class OnnxRuntimeModel(BaseModel):
         self.network = network.eval()
         self.kind = model_kind(network, "the config")
         if not os.path.isfile(onnx_file):
-            raise UserError(
+            raise FileNotFoundError(
                 f"ONNX file not found: {onnx_file}. Write one with tools/export_onnx.py"
             )
         self.graph = OnnxGraph(onnx_file, threads)
         if self.graph.kind != self.kind:
             holds = describe_kind(self.graph.kind) if self.graph.kind else "no mmrmt export"
-            raise UserError(
+            raise InvalidValueError(
                 f"{onnx_file} holds a {holds}, the config a {describe_kind(self.kind)}: "
                 "export the config's model with tools/export_onnx.py (without --backbone-only)"
             )
@@ -85,7 +85,7 @@ class OnnxRuntimeModel(BaseModel):
         for part, name in self.graph.parts.items():
             path = os.path.join(folder, name)
             if not os.path.isfile(path):
-                raise UserError(f"{onnx_file} needs {path} (its {part}), which is missing")
+                raise FileNotFoundError(f"{onnx_file} needs {path} (its {part}), which is missing")
             self.network.get_submodule(part).forward = PartForward(OnnxGraph(path, threads))
         if self.kind == SEGMENTOR:
             self.network.encode_decode = self._encode_decode

@@ -15,7 +15,7 @@ from mmengine.config import Config
 from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
 from mmengine.registry import MODEL_WRAPPERS
 
-from ..utils.errors import UserError
+from ..errors import InvalidValueError
 
 
 @MODEL_WRAPPERS.register_module()
@@ -48,13 +48,13 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
         launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
 
     Raises:
-        UserError: a CPU-only distributed run with another launcher than ``pytorch``.
+        InvalidValueError: a CPU-only distributed run with another launcher than ``pytorch``.
     """
     cfg.launcher = launcher
     if launcher == "none" or torch.cuda.is_available():
         return
     if launcher != "pytorch":
-        raise UserError(
+        raise InvalidValueError(
             f"--launcher {launcher} needs CUDA; without a GPU use --launcher pytorch "
             "(tools/dist_train.sh, tools/dist_test.sh)"
         )

@@ -15,7 +15,7 @@ from mmengine.registry import Registry, init_default_scope
 from mmengine.runner import Runner
 from torch import nn
 
-from .errors import UserError
+from ..errors import InvalidValueError
 
 #: The libraries whose configs mmrmt's tools run.
 SCOPES = ("mmdet", "mmseg")
@@ -54,10 +54,11 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         Config: The merged config.
 
     Raises:
-        UserError: ``path`` is not a file, or an option does not fit the config.
+        FileNotFoundError: ``path`` is not a file.
+        InvalidValueError: an option does not fit the config.
     """
     if not os.path.isfile(path):
-        raise UserError(
+        raise FileNotFoundError(
             f"config file not found: {path}. Pass a config such as "
             "configs/det/maskrcnn_rmt_s_coco.py"
         )
@@ -66,15 +67,15 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         try:
             cfg.merge_from_dict(cfg_options)
         except (KeyError, TypeError) as error:
-            raise UserError(f"--cfg-options does not fit {path}: {error}") from error
+            raise InvalidValueError(f"--cfg-options does not fit {path}: {error}") from error
     return cfg
 
 
 def config_scope(cfg: Config) -> str:
-    """Return the config's ``default_scope``, which must be one of :data:`SCOPES`."""
+    """Return the config's ``default_scope``: one of :data:`SCOPES`, else InvalidValueError."""
     scope = cfg.get("default_scope")
     if scope not in SCOPES:
-        raise UserError(
+        raise InvalidValueError(
             f"config default_scope is {scope!r}; expected one of {list(SCOPES)} "
             "(inherit mmdet's or mmseg's _base_/default_runtime.py)"
         )
@@ -109,7 +110,7 @@ def build_model(cfg: Config, model_cfg: Optional[dict] = None) -> nn.Module:
         nn.Module: The model, in training mode as built.
 
     Raises:
-        UserError: the config's scope is not one of :data:`SCOPES`.
+        InvalidValueError: the config's scope is not one of :data:`SCOPES`.
     """
     scope = config_scope(cfg)
     init_default_scope(scope)

@@ -6,7 +6,6 @@ from typing import Iterator, Optional, Sequence, Tuple
 from mmengine.config import Config
 
 from ..checkpoint.loading import is_missing_local_file
-from .errors import UserError
 
 
 def _is_remote(path: str, backend_args: Optional[dict]) -> bool:
@@ -62,7 +61,7 @@ def check_data_files(cfg: Config, sections: Sequence[str]) -> None:
             'val_dataloader', 'val_evaluator')``; missing or None sections are skipped.
 
     Raises:
-        UserError: for the first missing annotation file or data folder, with the config key
+        FileNotFoundError: for the first missing annotation file or data folder, with the config key
             that names it and the ``--cfg-options`` that would point it elsewhere.
     """
     for section in sections:
@@ -75,13 +74,13 @@ def check_data_files(cfg: Config, sections: Sequence[str]) -> None:
             found = _evaluator_paths(value, section)
         for what, path, key, fix in found:
             if not os.path.exists(path):
-                raise UserError(
+                raise FileNotFoundError(
                     f"{what} not found: {path} (config key {key}). Put the dataset there "
                     f"(README: Data) or point the config at your copy: --cfg-options {fix}"
                 )
 
 
 def check_checkpoint_file(path: Optional[str], role: str, remedy: str) -> None:
-    """Raise a :class:`UserError` naming ``path`` when a local checkpoint file is missing."""
+    """Raise a ``FileNotFoundError`` naming ``path`` when a local checkpoint file is missing."""
     if path and is_missing_local_file(path):
-        raise UserError(f"{role} not found: {path}. {remedy}")
+        raise FileNotFoundError(f"{role} not found: {path}. {remedy}")

@@ -1,8 +1,15 @@
-"""One-line reports of the mistakes a user can fix, for every mmrmt tool.
+"""One-line reports of the mistakes a user can fix, for every mmrmt tool (the CLI layer).
 
-A tool's body raises :class:`UserError` (or a missing-file / checkpoint error); the tool's
-``main`` runs the body through :func:`run_with_user_errors`, which prints one line and returns
-exit code 1 instead of a traceback. ``--debug`` or ``MMRMT_DEBUG=1`` shows the traceback.
+The library raises ordinary exceptions (:mod:`mmrmt.errors`); a tool's option checks raise
+:class:`UserError`. The tool's ``main`` runs its body through :func:`run_with_user_errors`, which
+prints :data:`USER_ERRORS` in one line and returns exit code 1 instead of a traceback.
+``--debug`` or ``MMRMT_DEBUG=1`` shows the traceback.
+
+What counts as a user error is what mmrmt raised on purpose (:class:`~mmrmt.errors.MmrmtError`:
+its ``ValueError``, ``ImportError`` and ``RuntimeError`` subclasses, ``CheckpointError``,
+:class:`UserError`), whose messages name the bad input, and every ``FileNotFoundError``, which
+names its file wherever it comes from. A plain ``ValueError`` or any other exception keeps its
+traceback: raised below mmrmt, it may be a bug, and a one-line message would hide where.
 """
 
 import argparse
@@ -11,18 +18,22 @@ import re
 import sys
 from typing import Callable
 
-from ..checkpoint.errors import CheckpointError
+from ..errors import MmrmtError
 
 #: Environment variable that, like ``--debug``, shows the traceback of a user error.
 DEBUG_ENV = "MMRMT_DEBUG"
 
 
-class UserError(Exception):
-    """A mistake the user can fix (a wrong path, a wrong option): reported in one line."""
+class UserError(MmrmtError):
+    """A tool's options that do not go together or do not fit the config: reported in one line.
+
+    Only the CLI layer raises it (``tools/`` and the option modules of :mod:`mmrmt.utils`:
+    ``arguments``, ``train_options``, ``test_options``); the library raises ordinary exceptions.
+    """
 
 
 #: What the tools report in one line instead of a traceback.
-USER_ERRORS = (UserError, FileNotFoundError, CheckpointError)
+USER_ERRORS = (MmrmtError, FileNotFoundError)
 
 _NO_SUCH_FILE = re.compile(r"No such file or directory: '([^']+)'")
 

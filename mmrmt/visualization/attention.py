@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..errors import InvalidValueError
 from ..models import RMT, set_attention_impl
 from ..models.layers import ManhattanSelfAttention
-from ..utils import UserError
 from .drawing import Panel, draw_panels, wrap_panels
 
 #: Weights recorded per MaSA module: ``{'width': ..., 'height': ...}`` or ``{'full': ...}``.
@@ -130,7 +130,7 @@ def stage_attention(
         list[StageAttention]: One per stage the backbone runs.
 
     Raises:
-        UserError: ``point`` outside the image, or no such block in a stage.
+        InvalidValueError: ``point`` outside the image, or no such block in a stage.
     """
     height, width = image.shape[-2:]
     check_point(point, (height, width))
@@ -138,7 +138,9 @@ def stage_attention(
     for stage, layer in enumerate(stages):
         depth = len(layer.blocks)
         if not -depth <= block < depth:
-            raise UserError(f"stage {stage} has {depth} blocks; block {block} does not exist")
+            raise InvalidValueError(
+                f"stage {stage} has {depth} blocks; block {block} does not exist"
+            )
     backbone.eval()
     set_attention_impl(backbone, "reference")
     with record_attention(backbone) as records, torch.no_grad():
@@ -161,9 +163,9 @@ def stage_attention(
 
 
 def check_point(point: Tuple[int, int], size: Tuple[int, int]) -> None:
-    """Raise a :class:`UserError` unless the (y, x) ``point`` lies in an image of ``size``."""
+    """Raise an :class:`InvalidValueError` unless the (y, x) ``point`` lies in a ``size`` image."""
     if not (0 <= point[0] < size[0] and 0 <= point[1] < size[1]):
-        raise UserError(
+        raise InvalidValueError(
             f"point (y, x) = {tuple(point)} lies outside the {size[0]}x{size[1]} image "
             f"(y in 0..{size[0] - 1}, x in 0..{size[1] - 1})"
         )

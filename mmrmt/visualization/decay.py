@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from ..arch_zoo import resolve_arch
+from ..errors import InvalidValueError
 from ..models.layers import RetentionPosition
-from ..utils import UserError
 from .drawing import Panel, draw_panels, wrap_panels
 
 
@@ -44,11 +44,11 @@ class DecayMaps(NamedTuple):
 
 
 def arch_settings(arch: Union[str, dict]) -> dict:
-    """:func:`~mmrmt.arch_zoo.resolve_arch`, with a :class:`UserError` for a bad arch."""
+    """:func:`~mmrmt.arch_zoo.resolve_arch`, with an :class:`InvalidValueError` for a bad arch."""
     try:
         return resolve_arch(arch)
     except (ValueError, TypeError) as error:
-        raise UserError(str(error)) from error
+        raise InvalidValueError(str(error)) from error
 
 
 def stage_position(arch: Union[str, dict], stage: int) -> RetentionPosition:
@@ -62,7 +62,7 @@ def stage_position(arch: Union[str, dict], stage: int) -> RetentionPosition:
         RetentionPosition: The stage's decay and rotary tables.
 
     Raises:
-        UserError: unknown arch, or no such stage.
+        InvalidValueError: unknown arch, or no such stage.
     """
     settings = arch_settings(arch)
     check_stage(stage, len(settings["depths"]))
@@ -76,9 +76,9 @@ def stage_position(arch: Union[str, dict], stage: int) -> RetentionPosition:
 
 
 def check_stage(stage: int, num_stages: int) -> None:
-    """Raise a :class:`UserError` unless ``0 <= stage < num_stages``."""
+    """Raise an :class:`InvalidValueError` unless ``0 <= stage < num_stages``."""
     if not 0 <= stage < num_stages:
-        raise UserError(f"unknown stage {stage}: the model has stages 0..{num_stages - 1}")
+        raise InvalidValueError(f"unknown stage {stage}: the model has stages 0..{num_stages - 1}")
 
 
 def decay_maps(
@@ -95,12 +95,12 @@ def decay_maps(
         DecayMaps: the maps, float64.
 
     Raises:
-        UserError: ``query`` lies outside the grid.
+        InvalidValueError: ``query`` lies outside the grid.
     """
     height, width = grid_size
     query_y, query_x = query
     if not (0 <= query_y < height and 0 <= query_x < width):
-        raise UserError(f"query token {query} lies outside the {height}x{width} grid")
+        raise InvalidValueError(f"query token {query} lies outside the {height}x{width} grid")
     tables = position.compute(height, width, torch.float64, full_mask_limit=None)
     gammas = position.decay.double().exp().numpy()
     heads = len(gammas)
@@ -177,10 +177,12 @@ def draw_stage_decays(
         list[str]: The PNG paths.
 
     Raises:
-        UserError: unknown arch or stage, an empty grid, or a query outside it.
+        InvalidValueError: unknown arch or stage, an empty grid, or a query outside it.
     """
     if min(grid_size) <= 0:
-        raise UserError(f"the feature grid must have positive H and W, got {tuple(grid_size)}")
+        raise InvalidValueError(
+            f"the feature grid must have positive H and W, got {tuple(grid_size)}"
+        )
     num_stages = len(arch_settings(arch)["depths"])
     stages = range(num_stages) if stages is None else stages
     for stage in stages:

@@ -18,8 +18,8 @@ from mmdet.models.backbones import SwinTransformer
 from torch import Tensor, nn
 
 from ..baselines import swin_t_kwargs
+from ..errors import InvalidValueError
 from ..models import RMT, set_attention_impl
-from ..utils import UserError
 from .drawing import Panel, draw_panels
 from .photos import center_square, image_tensor, load_image
 
@@ -70,7 +70,7 @@ def effective_receptive_field(
         np.ndarray: (H, W) float64 mean ``|grad|``.
     """
     if not images:
-        raise UserError("the ERF needs at least one image")
+        raise InvalidValueError("the ERF needs at least one image")
     batches = [
         torch.cat(list(images[start : start + batch_size]))
         for start in range(0, len(images), batch_size)
@@ -127,10 +127,10 @@ def rmt_features(backbone: RMT, stage: int) -> FeatureFunction:
         FeatureFunction: image -> (1, C, h, w) output of that stage.
 
     Raises:
-        UserError: the backbone does not return that stage.
+        InvalidValueError: the backbone does not return that stage.
     """
     if stage not in backbone.out_indices:
-        raise UserError(
+        raise InvalidValueError(
             f"unknown stage {stage}: this RMT returns stages {list(backbone.out_indices)}"
         )
     index = backbone.out_indices.index(stage)
@@ -148,7 +148,7 @@ def random_rmt_tiny(stage: int, seed: int = 0) -> RMT:
         RMT: The backbone.
     """
     if not 0 <= stage < 4:
-        raise UserError(f"unknown stage {stage}: RMT-T and Swin-T have stages 0..3")
+        raise InvalidValueError(f"unknown stage {stage}: RMT-T and Swin-T have stages 0..3")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         backbone = RMT(arch="t", out_indices=(stage,), drop_path_rate=0.0)
@@ -169,7 +169,7 @@ def random_swin_tiny(stage: int, seed: int = 0) -> nn.Module:
         nn.Module: mmdet's ``SwinTransformer``.
     """
     if not 0 <= stage < 4:
-        raise UserError(f"unknown stage {stage}: RMT-T and Swin-T have stages 0..3")
+        raise InvalidValueError(f"unknown stage {stage}: RMT-T and Swin-T have stages 0..3")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         swin = SwinTransformer(**swin_t_kwargs(drop_path_rate=0.0, out_indices=(stage,)))
@@ -222,10 +222,11 @@ def erf_images(sources: Sequence[str], size: int) -> List[Tensor]:
         list[Tensor]: One (1, 3, size, size) tensor per source.
 
     Raises:
-        UserError: ``size`` below 32, or a missing image.
+        InvalidValueError: ``size`` below 32, or a file that is not an image.
+        FileNotFoundError: a missing image.
     """
     if size < 32:
-        raise UserError(
+        raise InvalidValueError(
             f"the ERF input must be at least 32 pixels (one stride-32 token), got {size}"
         )
     return [image_tensor(center_square(load_image(source), size)) for source in sources]

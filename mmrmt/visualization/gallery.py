@@ -80,7 +80,8 @@ def prepare_photo(query: AttentionQuery, long_side: int) -> PreparedPhoto:
         PreparedPhoto: The resized image and pixel.
 
     Raises:
-        UserError: the image is missing, or the pixel lies outside it.
+        FileNotFoundError: the image is missing.
+        InvalidValueError: the pixel lies outside it.
     """
     photo = load_image(query.photo)
     check_point(query.point, photo.shape[:2])

@@ -14,7 +14,7 @@ import torch
 from skimage import data as skimage_data
 from torch import Tensor, nn
 
-from ..utils import UserError
+from ..errors import InvalidValueError
 
 #: Photographs in scikit-image's wheel, by name -> the ``skimage.data`` function returning it
 #: (the motorcycle is the left view of a stereo pair; the cameraman is grey).
@@ -45,7 +45,8 @@ def load_image(source: str) -> np.ndarray:
         np.ndarray: (H, W, 3) uint8 RGB.
 
     Raises:
-        UserError: ``source`` is neither a sample name nor a readable image file.
+        FileNotFoundError: ``source`` is neither a sample name nor a file.
+        InvalidValueError: the file is not a readable image.
     """
     if source in SAMPLE_LOADERS:
         image = SAMPLE_LOADERS[source]()
@@ -53,13 +54,13 @@ def load_image(source: str) -> np.ndarray:
             np.stack([image] * 3, -1) if image.ndim == 2 else image[..., :3]
         )
     if not os.path.isfile(source):
-        raise UserError(
+        raise FileNotFoundError(
             f"image not found: {source}. Pass an image file or one of scikit-image's "
             f"photographs: {', '.join(SAMPLE_PHOTOS)}"
         )
     image = mmcv.imread(source, flag="color", channel_order="rgb")
     if image is None:
-        raise UserError(f"cannot read {source} as an image")
+        raise InvalidValueError(f"cannot read {source} as an image")
     return image
 
 

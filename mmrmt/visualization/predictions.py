@@ -16,7 +16,8 @@ from mmengine.config import Config
 from mmengine.infer import BaseInferencer
 from mmengine.structures import BaseDataElement, PixelData
 
-from ..utils import UserError, config_scope
+from ..errors import InvalidValueError
+from ..utils import config_scope
 
 #: File endings of the images found in a folder (mmdet's inferencer reads the same ones).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -32,15 +33,16 @@ def list_images(path: str) -> List[str]:
         list[str]: Image files.
 
     Raises:
-        UserError: ``path`` does not exist, or the folder holds no image.
+        FileNotFoundError: ``path`` does not exist.
+        InvalidValueError: the folder holds no image.
     """
     if os.path.isfile(path):
         return [path]
     if not os.path.isdir(path):
-        raise UserError(f"input not found: {path}. Pass an image file or a folder")
+        raise FileNotFoundError(f"input not found: {path}. Pass an image file or a folder")
     names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
     if not names:
-        raise UserError(f"no images in {path}: expected files ending in {IMAGE_EXTENSIONS}")
+        raise InvalidValueError(f"no images in {path}: expected files ending in {IMAGE_EXTENSIONS}")
     return [os.path.join(path, name) for name in names]
 
 
@@ -104,7 +106,7 @@ def build_inferencer(cfg: Config, weights: Optional[str], device: str = "cpu") -
         BaseInferencer: The inferencer, with its ``visualizer``.
 
     Raises:
-        UserError: The config's scope is neither mmdet nor mmseg.
+        InvalidValueError: The config's scope is neither mmdet nor mmseg.
     """
     scope = config_scope(cfg)
     # The inferencers edit the config they are given (visualizer name, test pipeline).

@@ -8,8 +8,6 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from mmengine.registry import MODELS
@@ -26,6 +24,22 @@ __all__ = ["ARCH_SETTINGS", "RMT", "resolve_arch", "set_attention_impl"]
 #: Implementations that read their stage's cached position tables; the others get fresh
 #: tables every forward (the reference recomputes everything, as a baseline should).
 CACHED_TABLE_IMPLS = ("fast", "flex")
+
+
+# mmcv.cnn imports mmengine's Runner (its AlexNet loads checkpoints through it): imported when an
+# RMT is built, so that `import mmrmt`, which only registers, does not load it.
+def norm_layer(norm_cfg: dict, channels: int) -> nn.Module:
+    """mmcv's ``build_norm_layer(norm_cfg, channels)`` layer (BN, SyncBN, GN, LN...)."""
+    from mmcv.cnn import build_norm_layer
+
+    return build_norm_layer(norm_cfg, channels)[1]
+
+
+def drop_path_layer(drop_prob: float) -> nn.Module:
+    """mmcv's ``DropPath(drop_prob)``, or ``nn.Identity`` when ``drop_prob`` is 0."""
+    from mmcv.cnn.bricks import DropPath
+
+    return DropPath(drop_prob) if drop_prob > 0 else nn.Identity()
 
 
 class ConvStem(nn.Sequential):
@@ -50,7 +64,7 @@ class ConvStem(nn.Sequential):
         ]
         for index, (cin, cout, stride) in enumerate(plan):
             layers.append(nn.Conv2d(cin, cout, 3, stride, 1))
-            layers.append(build_norm_layer(norm_cfg, cout)[1])
+            layers.append(norm_layer(norm_cfg, cout))
             if index < len(plan) - 1:
                 layers.append(nn.GELU())
         super().__init__(*layers)
@@ -80,7 +94,7 @@ class Downsample(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, norm_cfg: dict) -> None:
         super().__init__()
         self.reduction = nn.Conv2d(in_channels, out_channels, 3, 2, 1)
-        self.norm = build_norm_layer(norm_cfg, out_channels)[1]
+        self.norm = norm_layer(norm_cfg, out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
         """x (Tensor): (B, H, W, C). Returns (B, ceil(H/2), ceil(W/2), C_out)."""
@@ -136,7 +150,7 @@ class RetentionBlock(nn.Module):
         self.retention = ManhattanSelfAttention(embed_dim, num_heads, decomposed, attn_impl)
         self.final_layer_norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.ffn = ConvFFN(embed_dim, int(mlp_ratio * embed_dim))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = drop_path_layer(drop_path)
         self.layer_scale = layer_scale is not None
         if self.layer_scale:
             self.gamma_1 = nn.Parameter(torch.full((1, 1, 1, embed_dim), float(layer_scale)))
