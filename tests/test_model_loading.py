@@ -1,13 +1,14 @@
-"""Building a config's model with a checkpoint's weights or seeded random ones
-(:func:`mmrmt.utils.load_model`), as the visualisation and export tools do."""
+"""Building a config's model or an RMT preset with a checkpoint's weights or seeded random ones
+(:func:`mmrmt.utils.load_model`, :func:`mmrmt.utils.load_rmt`), as every tool outside a Runner
+does."""
 
 from typing import Dict, Tuple
 
 import pytest
 import torch
 
-from mmrmt.deploy import load_config_model
-from mmrmt.utils import UserError, load_model
+from mmrmt.models import RMT
+from mmrmt.utils import UserError, load_model, load_rmt
 from mmrmt.visualization.figure_models import rmt_from_config
 from tests.helpers import REPO, TINY_ARCH, load_tool
 
@@ -74,6 +75,36 @@ def test_initialise_runs_only_without_a_checkpoint(tiny_config, trained_checkpoi
     assert calls == [model]
 
 
+def test_train_mode_returns_the_model_training(tiny_config):
+    assert load_model(tiny_config, mode="train").training
+    assert load_model(tiny_config, mode="train", backbone_only=True).training
+
+
+def test_an_unknown_mode_is_named(tiny_config):
+    with pytest.raises(UserError, match="mode must be one of .*'test'"):
+        load_model(tiny_config, mode="test")
+
+
+def test_a_read_config_loads_as_its_file_does(tiny_config, random_weights):
+    from mmengine.config import Config
+
+    weights = load_model(Config.fromfile(tiny_config)).state_dict()
+    torch.testing.assert_close(weights[HEAD_WEIGHT], random_weights[HEAD_WEIGHT], rtol=0, atol=0)
+
+
+def test_a_preset_is_initialised_under_the_seed_and_keeps_its_options():
+    first, again = load_rmt(TINY_ARCH, attn_impl="reference"), load_rmt(TINY_ARCH)
+    name = "layers.0.blocks.0.retention.q_proj.weight"
+    torch.testing.assert_close(again.state_dict()[name], first.state_dict()[name], rtol=0, atol=0)
+    assert first.layers[0].attn_impl == "reference" and not first.training
+    assert load_rmt(TINY_ARCH, mode="train").training
+
+
+def test_an_unknown_preset_is_named():
+    with pytest.raises(UserError, match="'xl'"):
+        load_rmt("xl")
+
+
 def test_a_checkpoint_that_does_not_fit_names_the_file_the_config_and_the_counts(
     tiny_config, random_weights, tmp_path
 ):
@@ -108,9 +139,9 @@ def test_export_loads_a_fitting_checkpoint_into_the_model_and_its_backbone(
     tiny_config, trained_checkpoint
 ):
     weights, checkpoint = trained_checkpoint
-    model, kind = load_config_model(tiny_config, checkpoint)
-    backbone, backbone_kind = load_config_model(tiny_config, checkpoint, backbone_only=True)
-    assert (kind, backbone_kind) == ("segmentor", "backbone")
+    model = load_model(tiny_config, checkpoint)
+    backbone = load_model(tiny_config, checkpoint, backbone_only=True)
+    assert isinstance(backbone, RMT) and not backbone.training
     exactly = dict(rtol=0, atol=0)
     torch.testing.assert_close(model.state_dict()[HEAD_WEIGHT], weights[HEAD_WEIGHT], **exactly)
     name = BACKBONE_WEIGHT[len("backbone.") :]

@@ -22,7 +22,7 @@ from torch import nn
 from mmrmt.deploy.dependencies import require
 from mmrmt.models.layers.position import RetentionPosition
 from mmrmt.models.layers.retention import ManhattanSelfAttention
-from mmrmt.utils import UserError, build_model, load_config
+from mmrmt.utils import UserError, build_model, load_config, load_model
 from tests.helpers import REPO, TINY_ARCH, load_tool
 
 DEPLOY_INSTALLED = all(
@@ -197,16 +197,14 @@ def test_upsample_stand_in_keeps_mmseg_upsample_values_at_odd_sizes():
 @pytest.fixture(scope="module")
 def rmt_t(tmp_path_factory):
     """The toy detector's RMT-T backbone (random weights), exported by the tool at 224x320."""
-    from mmrmt.deploy import load_config_model
-
     config = str(REPO / "configs/det/maskrcnn_rmt_t_toy.py")
     out = tmp_path_factory.mktemp("rmt_t") / "rmt_t.onnx"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         args = [config, "--backbone-only", "--out", str(out), "--shape", "224", "320"]
         assert load_tool("export_onnx").main(args) == 0
-    model, _ = load_config_model(config, backbone_only=True)  # the same seeded weights
-    return model.eval(), out, printed.getvalue()
+    model = load_model(config, backbone_only=True)  # the same seeded weights
+    return model, out, printed.getvalue()
 
 
 @needs_deploy

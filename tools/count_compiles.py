@@ -12,8 +12,8 @@ from typing import List, Optional
 
 import torch
 
-from mmrmt.analysis.compile_counts import batch_shapes, build_backbone, count_compiles, report
-from mmrmt.utils import UserError, add_config_args, load_config, run_with_user_errors
+from mmrmt.analysis.compile_counts import batch_shapes, count_compiles, report
+from mmrmt.utils import UserError, add_config_args, load_config, load_model, run_with_user_errors
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -42,7 +42,9 @@ def count(args: argparse.Namespace) -> None:
     if args.last_batch:
         shapes.append((args.last_batch, *shapes[-1][1:]))
     torch.manual_seed(args.seed)
-    print(report(count_compiles(build_backbone(cfg), shapes, args.backend)))
+    # The backbone with seeded random weights: the compiles do not depend on their values.
+    backbone = load_model(cfg, mode="train", backbone_only=True)
+    print(report(count_compiles(backbone, shapes, args.backend)))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

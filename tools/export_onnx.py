@@ -17,15 +17,9 @@ import argparse
 import sys
 from typing import List, Optional
 
-from mmrmt.deploy import (
-    DEFAULT_OPSET,
-    DEFAULT_SHAPE,
-    export_model,
-    load_config_model,
-    load_preset_backbone,
-)
+from mmrmt.deploy import DEFAULT_OPSET, DEFAULT_SHAPE, export_model, model_kind
 from mmrmt.deploy.graphs import BACKBONE
-from mmrmt.utils import UserError, add_config_args, run_with_user_errors
+from mmrmt.utils import UserError, add_config_args, load_model, load_rmt, run_with_user_errors
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -62,12 +56,13 @@ def export(args: argparse.Namespace) -> None:
         if len(args.inputs) > 1:
             raise UserError(f"--arch takes at most a checkpoint, got {args.inputs}")
         checkpoint = args.inputs[0] if args.inputs else None
-        model, kind = load_preset_backbone(args.arch, checkpoint), BACKBONE
+        model, kind = load_rmt(args.arch, checkpoint), BACKBONE
     else:
         if len(args.inputs) not in (1, 2):
             raise UserError(f"pass CONFIG [CHECKPOINT] or --arch NAME, got {args.inputs}")
         config, checkpoint = (args.inputs + [None])[:2]
-        model, kind = load_config_model(config, checkpoint, args.backbone_only, args.cfg_options)
+        model = load_model(config, checkpoint, args.cfg_options, backbone_only=args.backbone_only)
+        kind = BACKBONE if args.backbone_only else model_kind(model, config)
     if checkpoint is None:
         print("no checkpoint: exporting random weights")
     report = export_model(

@@ -26,7 +26,7 @@ from mmengine.registry import TRANSFORMS, init_default_scope
 from torch import nn
 from torch._dynamo.testing import CompileCounterWithBackend
 
-from ..utils.config import build_model, config_scope
+from ..utils.config import config_scope
 
 #: (H, W) of common COCO photos: most are 640 px on the long side, landscape or portrait.
 COCO_PHOTO_SIZES = ((480, 640), (427, 640), (426, 640), (640, 480), (640, 427), (375, 500))
@@ -106,12 +106,6 @@ def transformed_size(transforms: Compose, size: Tuple[int, int]) -> Tuple[int, i
 def pad_to(size: int, divisor: int) -> int:
     """``size`` rounded up to a multiple of ``divisor``."""
     return -(-size // divisor) * divisor
-
-
-def build_backbone(cfg: Config) -> nn.Module:
-    """The config's backbone with its own initial weights, no pretrained file."""
-    backbone_cfg = dict(cfg.model.backbone, init_cfg=None)
-    return build_model(cfg, backbone_cfg).train()
 
 
 def count_compiles(

@@ -28,7 +28,7 @@ from torch._dynamo.testing import CompileCounterWithBackend
 
 from ..models import RMT, resolve_arch
 from ..models.layers import compiled_variants
-from ..utils import build_model, config_scope, load_config
+from ..utils import build_model, config_scope, load_config, load_rmt
 from ..utils.train_options import AMP_DTYPES, enable_amp
 
 #: Detection-like sizes (batch, H, W): the first two compile every variant (batch 2 and 1), the
@@ -78,11 +78,14 @@ def gradients(model: nn.Module) -> Tensor:
 
 
 def build_backbones(arch: str, impls: List[str], **kwargs) -> Dict[str, RMT]:
-    """RMTs (depths 1-2-2-1) sharing one set of random weights, one per implementation."""
+    """RMTs (depths 1-2-2-1) in training mode sharing one set of random weights, one per
+    implementation, on the GPU."""
     cfg = dict(resolve_arch(arch), depths=[1, 2, 2, 1])
-    models = {impl: RMT(arch=cfg, drop_path_rate=0.0, attn_impl=impl, **kwargs) for impl in impls}
+    models = {
+        impl: load_rmt(cfg, mode="train", drop_path_rate=0.0, attn_impl=impl, **kwargs)
+        for impl in impls
+    }
     first = models[impls[0]]
-    first.init_weights()
     for model in models.values():
         model.load_state_dict(first.state_dict())
     return {impl: model.cuda() for impl, model in models.items()}

@@ -31,16 +31,17 @@ from mmengine.structures import BaseDataElement
 from torch import nn
 
 from ..models import set_attention_impl
-from ..utils.config import build_model
+from ..utils.model_loading import load_model
 
 #: mmdet 2.x's ``forward_dummy`` (the authors' FLOP counts) runs the mask heads on 100 RoIs.
 PAPER_MASK_ROIS = 100
 
 
 def build_counting_model(cfg: Config) -> nn.Module:
-    """Build the config's model for counting: eval mode, BN instead of SyncBN, no checkpoint,
-    and the step-by-step ``'reference'`` MaSA, whose matrix products the counter sees."""
-    model = build_model(cfg).eval()
+    """The config's model for counting (:func:`mmrmt.utils.load_model`: eval mode, BN instead of
+    SyncBN, seeded random weights) with the step-by-step ``'reference'`` MaSA, whose matrix
+    products the counter sees."""
+    model = load_model(cfg)
     set_attention_impl(model, "reference")
     return model
 

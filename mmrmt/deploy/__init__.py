@@ -17,8 +17,6 @@ from .export import (
     MIN_OPSET,
     ExportReport,
     export_model,
-    load_config_model,
-    load_preset_backbone,
 )
 from .graphs import KINDS, model_kind
 from .runtime import OnnxRuntimeModel, onnx_test_config
@@ -33,8 +31,6 @@ __all__ = [
     "OnnxGraph",
     "OnnxRuntimeModel",
     "export_model",
-    "load_config_model",
-    "load_preset_backbone",
     "model_kind",
     "onnx_test_config",
 ]

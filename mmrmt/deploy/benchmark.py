@@ -23,9 +23,9 @@ from mmengine.runner import Runner
 
 from ..benchmark.markdown_report import cpu_description, load_average
 from ..benchmark.timing import interleaved_medians
-from ..utils import UserError, load_config, run_with_user_errors
-from .export import export_model, load_config_model, load_preset_backbone
-from .graphs import BACKBONE, SEGMENTOR, main_graph
+from ..utils import UserError, load_config, load_model, load_rmt, run_with_user_errors
+from .export import export_model
+from .graphs import BACKBONE, SEGMENTOR, main_graph, model_kind
 from .runtime import OnnxRuntimeModel
 from .session import OnnxGraph
 
@@ -52,7 +52,7 @@ def _export_if_missing(model, kind: str, onnx_file: Optional[str], folder: str) 
 
 def backbone_rows(args: argparse.Namespace, folder: str) -> List[str]:
     """Time an RMT preset and its export on ``args.batch_size`` random images of ``args.size``."""
-    model = load_preset_backbone(args.arch).eval()
+    model = load_rmt(args.arch)
     graph = OnnxGraph(_export_if_missing(model, BACKBONE, args.onnx, folder))
     images = torch.randn(args.batch_size, 3, *args.size)
 
@@ -69,8 +69,8 @@ def backbone_rows(args: argparse.Namespace, folder: str) -> List[str]:
 
 def config_rows(args: argparse.Namespace, folder: str) -> List[str]:
     """Time a detector or segmentor and its export on the config's first test batch."""
-    model, kind = load_config_model(args.config, args.checkpoint)
-    model.eval()
+    model = load_model(args.config, args.checkpoint)
+    kind = model_kind(model, args.config)
     onnx_file = _export_if_missing(model, kind, args.onnx, folder)
     cfg = load_config(args.config)
     cfg.test_dataloader.batch_size = args.batch_size

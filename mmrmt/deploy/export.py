@@ -11,17 +11,16 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint import load_backbone_checkpoint
-from ..models import RMT, set_attention_impl
-from ..utils import UserError, check_checkpoint_file, load_model, load_weights
+from ..models import set_attention_impl
+from ..utils import UserError
 from ..version import __version__
 from .dependencies import require
-from .graphs import BACKBONE, KINDS, ExportGraph, describe_kind, export_graphs, model_kind
+from .graphs import KINDS, ExportGraph, describe_kind, export_graphs
 from .rewrites import traceable
 from .session import KIND_KEY, PARTS_KEY, OnnxGraph
 
@@ -29,8 +28,7 @@ from .session import KIND_KEY, PARTS_KEY, OnnxGraph
 #: them to the requested opset; converting below 18 yields files onnxruntime rejects.
 MIN_OPSET = 18
 #: Opset 20 writes attention as MatMul/Softmax, which runtimes of the last years all run. 23 and
-#: newer write ONNX's ``Attention`` operator, which onnxruntime 1.32 runs no faster on the CPU
-#: (RMT-S at 800x1216: 3.67 s against 3.73 s).
+#: newer write ONNX's ``Attention`` operator, which onnxruntime's CPU kernels run no faster.
 DEFAULT_OPSET = 20
 #: Largest parity error (max |onnxruntime - PyTorch| / max |PyTorch|) reported as a match.
 PARITY_TOLERANCE = 1e-4
@@ -283,63 +281,3 @@ def export_model(
     for graph, exported in zip(graphs, files):
         exported.parity = check_parity(graph, exported.path, opset)
     return ExportReport(kind, opset, files)
-
-
-def load_config_model(
-    config: str,
-    checkpoint: Optional[str] = None,
-    backbone_only: bool = False,
-    cfg_options: Optional[dict] = None,
-) -> Tuple[nn.Module, str]:
-    """Build a config's model (or its backbone) in eval mode, with a checkpoint's weights or
-    seeded random ones (:func:`mmrmt.utils.load_model`).
-
-    Args:
-        config (str): An mmdet or mmseg config.
-        checkpoint (str | None): The whole model's checkpoint (``tools/train.py``'s); with
-            ``backbone_only`` and an RMT backbone, an authors' ImageNet checkpoint works too.
-            None keeps the random weights the modules' ``__init__`` made (no ``init_weights()``,
-            which could read the config's pretrained backbone).
-        backbone_only (bool): Return the backbone alone.
-        cfg_options (dict | None): Parsed ``--cfg-options``.
-
-    Returns:
-        tuple: (the model, its kind).
-
-    Raises:
-        UserError: a missing config or checkpoint, a model kind that cannot be exported, or a
-            checkpoint that does not fit.
-    """
-    if not backbone_only:
-        model = load_model(config, checkpoint, cfg_options)
-        return model, model_kind(model, config)
-    check_checkpoint_file(
-        checkpoint, "checkpoint", "Pass a tools/train.py or RMT ImageNet checkpoint"
-    )
-    model = load_model(config, cfg_options=cfg_options)
-    if checkpoint is not None and isinstance(model.backbone, RMT):
-        # Also reads the authors' ImageNet checkpoints, and detectors' with their prefix.
-        load_backbone_checkpoint(model.backbone, checkpoint)
-    elif checkpoint is not None:
-        load_weights(model, checkpoint, config)
-    return model.backbone, BACKBONE
-
-
-def load_preset_backbone(arch: str, checkpoint: Optional[str] = None) -> nn.Module:
-    """An RMT preset (``'t'``, ``'s'``...), with an authors' or mmrmt checkpoint or initialised.
-
-    Raises:
-        UserError: an unknown preset or a missing checkpoint.
-    """
-    check_checkpoint_file(checkpoint, "checkpoint", "Pass an RMT ImageNet or detection checkpoint")
-    try:
-        model = RMT(arch=arch)
-    except ValueError as error:
-        raise UserError(str(error)) from error
-    if checkpoint is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model.init_weights()
-    else:
-        load_backbone_checkpoint(model, checkpoint)
-    return model

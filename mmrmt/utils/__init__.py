@@ -16,7 +16,7 @@ from .config import (
 )
 from .data_files import check_checkpoint_file, check_data_files
 from .errors import USER_ERRORS, UserError, debug_requested, describe_error, run_with_user_errors
-from .model_loading import check_weights_fit, load_model, load_weights
+from .model_loading import check_weights_fit, load_model, load_rmt, load_weights
 
 __all__ = [
     "SCOPES",
@@ -34,6 +34,7 @@ __all__ = [
     "describe_error",
     "load_config",
     "load_model",
+    "load_rmt",
     "load_weights",
     "parse_cfg_options",
     "run_with_user_errors",
