@@ -7,8 +7,10 @@ from typing import Dict, Tuple
 import pytest
 import torch
 
+from mmrmt.checkpoint import CheckpointError
+from mmrmt.errors import InvalidValueError
 from mmrmt.models import RMT
-from mmrmt.utils import UserError, load_model, load_rmt
+from mmrmt.utils import load_model, load_rmt
 from mmrmt.visualization.figure_models import rmt_from_config
 from tests.helpers import REPO, TINY_ARCH, load_tool
 
@@ -81,7 +83,7 @@ def test_train_mode_returns_the_model_training(tiny_config):
 
 
 def test_an_unknown_mode_is_named(tiny_config):
-    with pytest.raises(UserError, match="mode must be one of .*'test'"):
+    with pytest.raises(InvalidValueError, match="mode must be one of .*'test'"):
         load_model(tiny_config, mode="test")
 
 
@@ -101,7 +103,7 @@ def test_a_preset_is_initialised_under_the_seed_and_keeps_its_options():
 
 
 def test_an_unknown_preset_is_named():
-    with pytest.raises(UserError, match="'xl'"):
+    with pytest.raises(InvalidValueError, match="'xl'"):
         load_rmt("xl")
 
 
@@ -115,7 +117,7 @@ def test_a_checkpoint_that_does_not_fit_names_the_file_the_config_and_the_counts
     weights["extra.weight"] = torch.zeros(1)
     checkpoint = tmp_path / "other.pth"
     torch.save({"state_dict": weights}, checkpoint)
-    with pytest.raises(UserError) as raised:
+    with pytest.raises(CheckpointError) as raised:
         load_model(tiny_config, str(checkpoint))
     assert str(raised.value) == (
         f"checkpoint {checkpoint} does not fit {tiny_config}: weights "

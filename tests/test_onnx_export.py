@@ -22,7 +22,7 @@ from torch import nn
 from mmrmt.deploy.dependencies import require
 from mmrmt.models.layers.position import RetentionPosition
 from mmrmt.models.layers.retention import ManhattanSelfAttention
-from mmrmt.utils import UserError, build_model, load_config, load_model
+from mmrmt.utils import build_model, load_config, load_model
 from tests.helpers import REPO, TINY_ARCH, load_tool
 
 DEPLOY_INSTALLED = all(
@@ -404,7 +404,7 @@ def test_missing_deploy_extra_is_named_in_one_line(monkeypatch):
 
     monkeypatch.setattr(importlib, "import_module", no_onnxruntime)
     with pytest.raises(
-        UserError, match=r"onnxruntime is not installed.*pip install -e \.\[deploy\]"
+        ImportError, match=r"onnxruntime is not installed.*pip install -e \.\[deploy\]"
     ):
         require("onnxruntime")
 

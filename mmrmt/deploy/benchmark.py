@@ -23,7 +23,8 @@ from mmengine.runner import Runner
 
 from ..benchmark.markdown_report import cpu_description, load_average
 from ..benchmark.timing import interleaved_medians
-from ..utils import UserError, load_config, load_model, load_rmt, run_with_user_errors
+from ..errors import InvalidValueError
+from ..utils import load_config, load_model, load_rmt, run_with_user_errors
 from .export import export_model
 from .graphs import BACKBONE, SEGMENTOR, main_graph, model_kind
 from .runtime import OnnxRuntimeModel
@@ -123,7 +124,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> None:
     """Time the candidates and print the machine, the command and the table."""
     if args.checkpoint and not args.config:
-        raise UserError("--checkpoint goes with --config")
+        raise InvalidValueError("--checkpoint goes with --config")
     with tempfile.TemporaryDirectory() as folder:
         rows = backbone_rows(args, folder) if args.arch else config_rows(args, folder)
     print(f"{cpu_description()}, onnxruntime {sys.modules['onnxruntime'].__version__}")

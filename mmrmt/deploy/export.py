@@ -16,8 +16,8 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from ..errors import InvalidValueError
 from ..models import set_attention_impl
-from ..utils import UserError
 from ..version import __version__
 from .dependencies import require
 from .graphs import KINDS, ExportGraph, describe_kind, export_graphs
@@ -107,18 +107,18 @@ def check_opset(opset: int) -> None:
     """Refuse opsets the export cannot write (older than :data:`MIN_OPSET`, or unknown to onnx).
 
     Raises:
-        UserError: naming the opset and the supported range.
+        InvalidValueError: naming the opset and the supported range.
     """
     onnx = require("onnx")
     newest = onnx.defs.onnx_opset_version()
     if opset < MIN_OPSET:
-        raise UserError(
+        raise InvalidValueError(
             f"--opset {opset} is too old for the operators this export writes (torch's exporter "
             f"emits opset-{MIN_OPSET} operators such as Split with num_outputs); use an opset "
             f"from {MIN_OPSET} to {newest} (default {DEFAULT_OPSET})"
         )
     if opset > newest:
-        raise UserError(
+        raise InvalidValueError(
             f"--opset {opset} is newer than onnx {onnx.__version__} knows; use {MIN_OPSET} to "
             f"{newest} (default {DEFAULT_OPSET})"
         )
@@ -128,17 +128,19 @@ def check_output_path(path: str) -> None:
     """Make sure ``path`` can be written (creating its folder), before a long export.
 
     Raises:
-        UserError: a folder, or a place that cannot be written, with the reason.
+        InvalidValueError: a folder, or a place that cannot be written, with the reason.
     """
     if os.path.isdir(path):
-        raise UserError(f"--out {path} is a folder; pass a file name such as {path}/model.onnx")
+        raise InvalidValueError(
+            f"--out {path} is a folder; pass a file name such as {path}/model.onnx"
+        )
     existed = os.path.exists(path)
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "ab"):
             pass
     except OSError as error:
-        raise UserError(f"cannot write --out {path}: {error.strerror or error}") from error
+        raise InvalidValueError(f"cannot write --out {path}: {error.strerror or error}") from error
     if not existed:
         os.remove(path)
 
@@ -170,14 +172,14 @@ def check_parity(graph: ExportGraph, path: str, opset: int) -> List[Parity]:
     for a dynamic graph, on inputs of another size.
 
     Raises:
-        UserError: onnxruntime cannot load the file (an opset newer than it runs).
+        InvalidValueError: onnxruntime cannot load the file (an opset newer than it runs).
     """
     try:
         session = OnnxGraph(path)
     except Exception as error:  # onnxruntime's load errors share no narrower base class
         version = require("onnxruntime").__version__
         reason = str(error).splitlines()[0]
-        raise UserError(
+        raise InvalidValueError(
             f"onnxruntime {version} cannot load {path}, written at opset {opset} ({reason}); "
             f"use an opset it runs, e.g. the default {DEFAULT_OPSET}"
         ) from error
@@ -251,7 +253,8 @@ def export_model(
         ExportReport: The files written and their parity checks.
 
     Raises:
-        UserError: an opset out of range, an unwritable ``out``, a missing deploy extra.
+        InvalidValueError: an opset out of range or an unwritable ``out``.
+        MissingDependencyError: a missing deploy extra (an ``ImportError``).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")

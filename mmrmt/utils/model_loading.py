@@ -15,15 +15,16 @@ from mmengine.config import Config
 from torch import Tensor, nn
 
 from ..checkpoint import (
+    CheckpointError,
     diff_weights,
     extract_state_dict,
     load_backbone_checkpoint,
     read_checkpoint,
 )
+from ..errors import InvalidValueError
 from ..models import RMT
 from .config import build_model, load_config
 from .data_files import check_checkpoint_file
-from .errors import UserError
 
 #: What to pass when a whole model's checkpoint is missing.
 TRAINED_CHECKPOINT_HELP = "Pass a checkpoint written by tools/train.py"
@@ -65,8 +66,9 @@ def load_model(
         nn.Module: The model, or its backbone, in ``mode``.
 
     Raises:
-        UserError: a missing config or checkpoint, a mode that is not one of :data:`MODES`, or
-            a checkpoint that does not fit the model.
+        FileNotFoundError: a missing config or checkpoint.
+        InvalidValueError: a mode that is not one of :data:`MODES`.
+        CheckpointError: a checkpoint that cannot be read or does not fit the model.
     """
     _check_mode(mode)
     help_text = BACKBONE_CHECKPOINT_HELP if backbone_only else TRAINED_CHECKPOINT_HELP
@@ -110,7 +112,7 @@ def load_rmt(
         RMT: The backbone, in ``mode``.
 
     Raises:
-        UserError: an unknown preset or option, or a mode not in :data:`MODES`.
+        InvalidValueError: an unknown preset or option, or a mode not in :data:`MODES`.
         FileNotFoundError: a missing checkpoint.
         CheckpointError: a checkpoint that cannot be read or is for another arch.
     """
@@ -119,7 +121,7 @@ def load_rmt(
     try:
         model = RMT(arch=arch, **options)
     except ValueError as error:
-        raise UserError(str(error)) from error
+        raise InvalidValueError(str(error)) from error
     if checkpoint is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
@@ -132,7 +134,7 @@ def load_rmt(
 def _check_mode(mode: str) -> None:
     """Refuse a mode that is not one of :data:`MODES`, naming it."""
     if mode not in MODES:
-        raise UserError(f"mode must be one of {MODES}, got {mode!r}")
+        raise InvalidValueError(f"mode must be one of {MODES}, got {mode!r}")
 
 
 def load_weights(model: nn.Module, checkpoint: str, config: str) -> None:
@@ -145,9 +147,9 @@ def load_weights(model: nn.Module, checkpoint: str, config: str) -> None:
         config (str): Where ``model`` comes from, for the error message.
 
     Raises:
-        UserError: weights missing, unexpected or of another shape (:func:`check_weights_fit`).
         FileNotFoundError: no such file.
-        CheckpointError: an unreadable or unsafe file.
+        CheckpointError: an unreadable or unsafe file, or weights missing, unexpected or of
+            another shape (:func:`check_weights_fit`).
     """
     state_dict = extract_state_dict(read_checkpoint(checkpoint), checkpoint)
     check_weights_fit(model, state_dict, f"checkpoint {checkpoint} does not fit {config}")
@@ -155,7 +157,7 @@ def load_weights(model: nn.Module, checkpoint: str, config: str) -> None:
 
 
 def check_weights_fit(model: nn.Module, state_dict: Dict[str, Tensor], problem: str) -> None:
-    """Raise a one-line :class:`UserError` unless ``state_dict`` holds exactly ``model``'s weights.
+    """Raise a one-line ``CheckpointError`` unless ``state_dict`` holds exactly ``model``'s weights.
 
     Args:
         model (nn.Module): The model.
@@ -163,7 +165,7 @@ def check_weights_fit(model: nn.Module, state_dict: Dict[str, Tensor], problem: 
         problem (str): Start of the message, e.g. which file does not fit which config.
 
     Raises:
-        UserError: weights missing, unexpected or of another shape, counted with an example,
+        CheckpointError: weights missing, unexpected or of another shape, counted with an example,
             e.g. ``'...: weights 3 missing (e.g. neck.conv.weight), 1 unexpected (e.g. head.fc)'``.
     """
     diff = diff_weights(model.state_dict(), state_dict)
@@ -179,4 +181,4 @@ def check_weights_fit(model: nn.Module, state_dict: Dict[str, Tensor], problem: 
         f"{len(names)} {kind} (e.g. {names[0]})" for kind, names in mismatches.items() if names
     ]
     if found:
-        raise UserError(f"{problem}: weights " + ", ".join(found))
+        raise CheckpointError(f"{problem}: weights " + ", ".join(found))

@@ -5,8 +5,9 @@ from typing import Optional, Tuple
 
 from torch import nn
 
+from ..errors import InvalidValueError
 from ..models import RMT
-from ..utils import UserError, load_model
+from ..utils import load_model
 
 
 def find_rmt(model: nn.Module, source: str) -> RMT:
@@ -20,12 +21,12 @@ def find_rmt(model: nn.Module, source: str) -> RMT:
         RMT: The first RMT among ``model``'s modules.
 
     Raises:
-        UserError: ``model`` holds no RMT.
+        InvalidValueError: ``model`` holds no RMT.
     """
     for module in model.modules():
         if isinstance(module, RMT):
             return module
-    raise UserError(
+    raise InvalidValueError(
         f"{source} builds a {type(model).__name__} without an RMT backbone; pass an RMT config "
         "such as configs/det/maskrcnn_rmt_t_toy.py"
     )
@@ -47,8 +48,9 @@ def rmt_from_config(
         tuple: (the model, its RMT backbone).
 
     Raises:
-        UserError: missing config or checkpoint, no RMT in the model, or a checkpoint whose
-            weights do not fit it.
+        FileNotFoundError: a missing config or checkpoint.
+        InvalidValueError: no RMT in the model.
+        CheckpointError: a checkpoint that cannot be read or whose weights do not fit.
     """
 
     def init_backbone(model: nn.Module) -> None:
