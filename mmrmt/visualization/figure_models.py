@@ -1,4 +1,8 @@
-"""The models the pictures look at: a config's model (random or trained) and the RMT inside it."""
+"""The models the figures look at and how their titles name them.
+
+A config's model (random or trained, loaded by :func:`mmrmt.utils.load_model`) with the RMT
+inside it, and the labels of its weights.
+"""
 
 import os
 from typing import Optional, Tuple
