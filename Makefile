@@ -21,6 +21,9 @@ $(STAMP): requirements.txt setup.py
 	MMCV_WITH_OPS=1 MAX_JOBS=$$(nproc) $(PIP) install $(CONSTRAINTS) --no-build-isolation mmcv
 	$(PIP) install -q $(CONSTRAINTS) -r requirements.txt
 	$(PIP) install -q --no-deps --no-build-isolation -e .
+	# mmengine finds a package's .mim/configs at <location of its dist-info>/mmrmt, which a PEP 660
+	# editable install does not create: link it to the checkout's package (the same files).
+	ln -sfn $(CURDIR)/mmrmt $$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/mmrmt
 	touch $(STAMP)
 
 # One OpenMP thread per test process: the suite starts training subprocesses, and two threads

@@ -1,23 +1,74 @@
-"""Install mmrmt, the RMT backbone plugin for mmdet 3.x and mmseg 1.x."""
+"""Install mmrmt, the RMT backbone plugin for mmdet 3.x and mmseg 1.x.
+
+Like mmdet's and mmseg's ``setup.py``, the install also fills ``mmrmt/.mim`` with the configs,
+the tools and ``model-index.yml``: symlinks into this checkout for an editable install, copies in
+a wheel (through ``build_py``, so the checkout itself is never changed by a build). mmengine reads
+``_base_ = 'mmrmt::det/...'`` and mim reads ``mim train mmrmt ...`` from there.
+"""
+
+import os
+import os.path as osp
+import shutil
+import sys
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+#: What ``mmrmt/.mim`` holds, as paths of this checkout.
+MIM_FILES = ("configs", "tools", "model-index.yml")
+HERE = osp.dirname(osp.abspath(__file__))
 
 
 def read_version() -> str:
     """Read ``__version__`` from ``mmrmt/version.py`` without importing the package."""
     namespace: dict = {}
-    with open("mmrmt/version.py", encoding="utf-8") as handle:
+    with open(osp.join(HERE, "mmrmt", "version.py"), encoding="utf-8") as handle:
         exec(handle.read(), namespace)
     return namespace["__version__"]
 
+
+def link_mim_files() -> None:
+    """Editable installs: ``mmrmt/.mim/<name>`` links to the checkout's ``<name>``."""
+    mim_dir = osp.join(HERE, "mmrmt", ".mim")
+    os.makedirs(mim_dir, exist_ok=True)
+    for name in MIM_FILES:
+        target = osp.join(mim_dir, name)
+        if osp.islink(target) or osp.isfile(target):
+            os.remove(target)
+        elif osp.isdir(target):
+            shutil.rmtree(target)
+        os.symlink(osp.relpath(osp.join(HERE, name), mim_dir), target)
+
+
+class BuildPyWithMim(build_py):
+    """``build_py`` that copies the configs, tools and model index into the built package."""
+
+    def run(self) -> None:
+        super().run()
+        mim_dir = osp.join(self.build_lib, "mmrmt", ".mim")
+        if osp.isdir(mim_dir):
+            shutil.rmtree(mim_dir)  # a copy of the checkout's symlinks, or an older build
+        os.makedirs(mim_dir)
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        for name in MIM_FILES:
+            source = osp.join(HERE, name)
+            if osp.isdir(source):
+                shutil.copytree(source, osp.join(mim_dir, name), ignore=ignore)
+            else:
+                shutil.copy2(source, osp.join(mim_dir, name))
+
+
+if {"develop", "editable_wheel"} & set(sys.argv):
+    link_mim_files()
 
 setup(
     name="mmrmt",
     version=read_version(),
     description="RMT (Retentive Networks Meet Vision Transformers) backbones for OpenMMLab",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=open(osp.join(HERE, "README.md"), encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["mmrmt", "mmrmt.*"]),
+    cmdclass={"build_py": BuildPyWithMim},
     python_requires=">=3.8",
     # Ranges, not pins: GPU users keep their CUDA torch. requirements.txt pins the tested stack.
     install_requires=[

@@ -12,7 +12,12 @@ Beyond those names it changes, process-wide:
 
 * ``torch.load``'s ``weights_only`` allow-list, which gains the data types of mmengine's
   checkpoints (numpy values, ``HistoryBuffer``; :mod:`mmrmt.checkpoint.safe_globals`): known
-  data types only, a file that pickles code is still refused.
+  data types only, a file that pickles code is still refused;
+* mmengine's ``MODULE2PACKAGE`` (the packages whose configs ``pkg::`` bases may name), which
+  gains ``'mmrmt'``, so ``_base_ = 'mmrmt::det/maskrcnn_rmt_s_coco.py'`` resolves to the
+  installed package's ``.mim/configs`` (:mod:`mmrmt.package_data`). mmengine reads a config's
+  ``_base_`` before its ``custom_imports``, so this works in programs that import mmrmt first:
+  every mmrmt tool does.
 
 It imports what registration needs (torch, mmengine's registries, hooks and model wrappers), not
 mmengine's Runner, mmcv.cnn, mmdet, mmseg or the tools' helpers (:mod:`mmrmt.utils`);
@@ -22,9 +27,11 @@ mmengine's Runner, mmcv.cnn, mmdet, mmseg or the tools' helpers (:mod:`mmrmt.uti
 from .checkpoint import register_safe_globals
 from .engine import register_atomic_local_backend
 from .models import RMT
+from .package_data import register_config_package
 from .version import __version__
 
 register_safe_globals()
 register_atomic_local_backend()
+register_config_package()
 
 __all__ = ["RMT", "__version__"]

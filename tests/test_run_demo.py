@@ -135,7 +135,9 @@ def test_an_interrupted_run_is_resumed(tmp_path, monkeypatch):
 
 def test_a_failing_tool_is_reported_as_a_user_error(tmp_path, monkeypatch):
     (tmp_path / "fail.py").write_text("import sys\nsys.exit(3)\n")
-    monkeypatch.setattr(demo_pipeline, "TOOLS_DIR", str(tmp_path))
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "fail.py").rename(tmp_path / "tools" / "fail.py")
+    monkeypatch.setattr("mmrmt.package_data.MIM_DIR", str(tmp_path))
     with pytest.raises(RuntimeError, match=r"tools/fail.py failed with exit code 3"):
         run_script("fail.py", [])
 

@@ -35,7 +35,7 @@ from ..utils.train_options import AMP_DTYPES, enable_amp
 #: others, new sizes and a square one, must not compile more.
 MULTI_SCALE = [(2, 480, 640), (1, 544, 800), (2, 512, 704), (2, 608, 1024), (1, 800, 1216)]
 MULTI_SCALE += [(2, 640, 640)]
-AMP_CONFIGS = ["configs/det/maskrcnn_rmt_s_coco.py", "configs/seg/upernet_rmt_s_ade20k.py"]
+AMP_CONFIGS = ["mmrmt::det/maskrcnn_rmt_s_coco.py", "mmrmt::seg/upernet_rmt_s_ade20k.py"]
 #: Output and gradient error allowed under autocast, against fp32 'reference'.
 AUTOCAST_TOLERANCE = {torch.float16: 2e-2, torch.bfloat16: 5e-2}
 GRAD_TOLERANCE = {torch.float16: 5e-2, torch.bfloat16: 1e-1}
@@ -202,7 +202,7 @@ def loss_gradients(model: nn.Module, data: dict, dtype: Optional[torch.dtype], k
 
 def check_amp_training(config: str) -> None:
     """AMP training steps through ``enable_amp`` (fp16, bf16) and their gradients vs fp32."""
-    cfg = load_config(config, {"model.backbone.init_cfg": None})
+    cfg = load_config(config, {"model.backbone.init_cfg": None})  # mmrmt:: names resolve
     scope = config_scope(cfg)
     torch.manual_seed(0)
     model = build_model(cfg).cuda().train()

@@ -26,6 +26,7 @@ import torch
 from mmengine.config import Config
 
 from ..errors import StepFailedError
+from ..package_data import mim_path
 from ..toy_data import make_toy_ade, make_toy_coco
 from ..utils import config_scope, load_config, parse_cfg_options
 from ..visualization import draw_predictions, list_images
@@ -33,7 +34,6 @@ from .curves import plot_curves, read_scalars
 from .report import previous_train_seconds, summary_lines, write_summary
 
 #: The repository's command-line tools, which the demo runs (mmrmt is installed from source).
-TOOLS_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), "tools")
 #: Validation metrics plotted and reported, per scope (the first is the headline figure).
 METRIC_KEYS: Dict[str, Tuple[str, ...]] = {
     "mmdet": ("coco/bbox_mAP", "coco/segm_mAP"),
@@ -68,15 +68,13 @@ def final_checkpoint(cfg: Config, work_dir: str) -> str:
 
 
 def run_script(script: str, args: Sequence[str]) -> None:
-    """Run ``tools/<script>`` with this interpreter.
+    """Run the package's ``tools/<script>`` (``mmrmt/.mim/tools``) with this interpreter.
 
     Raises:
-        FileNotFoundError: no such script (mmrmt is not installed from its source tree).
+        FileNotFoundError: The package data lacks the script.
         StepFailedError: The script failed; it has printed its own messages.
     """
-    path = osp.join(TOOLS_DIR, script)
-    if not osp.isfile(path):
-        raise FileNotFoundError(f"{path} not found: the demo runs the tools of mmrmt's source tree")
+    path = mim_path("tools", script)
     returncode = subprocess.run([sys.executable, path, *args]).returncode
     if returncode != 0:
         raise StepFailedError(f"tools/{script} failed with exit code {returncode} (see above)")

@@ -16,6 +16,7 @@ from mmengine.runner import Runner
 from torch import nn
 
 from ..errors import InvalidValueError
+from ..package_data import resolve_config
 
 #: The libraries whose configs mmrmt's tools run.
 SCOPES = ("mmdet", "mmseg")
@@ -47,7 +48,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Read a config and apply ``--cfg-options``.
 
     Args:
-        path (str): Config file.
+        path (str): Config file; ``mmrmt::det/...`` or a ``configs/...`` path outside the
+            checkout name the package's own (:func:`mmrmt.package_data.resolve_config`).
         cfg_options (dict | None): Parsed ``--cfg-options``.
 
     Returns:
@@ -57,6 +59,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         FileNotFoundError: ``path`` is not a file.
         InvalidValueError: an option does not fit the config.
     """
+    path = resolve_config(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"config file not found: {path}. Pass a config such as "

@@ -24,7 +24,7 @@ from .figure_models import rmt_from_config, trained_name, weights_label
 from .photos import SAMPLE_PHOTOS, image_tensor, load_image, normalisation, resize_long_side
 
 #: The toy detector of ``make demo`` and the checkpoint its training ends with.
-DEMO_CONFIG = "configs/det/maskrcnn_rmt_t_toy.py"
+DEMO_CONFIG = "mmrmt::det/maskrcnn_rmt_t_toy.py"
 DEMO_CHECKPOINT = "work_dirs/demo/epoch_9.pth"
 
 
