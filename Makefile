@@ -44,10 +44,10 @@ toy-data: install
 	$(PY) tools/make_toy_data.py --out data
 
 demo: install toy-data
-	$(PY) tools/run_demo.py configs/det/maskrcnn_rmt_t_toy.py --work-dir work_dirs/demo
+	$(PY) tools/toy_demo.py configs/det/maskrcnn_rmt_t_toy.py --work-dir work_dirs/demo
 
 demo-seg: install toy-data
-	$(PY) tools/run_demo.py configs/seg/fpn_rmt_t_toy.py --work-dir work_dirs/demo_seg
+	$(PY) tools/toy_demo.py configs/seg/fpn_rmt_t_toy.py --work-dir work_dirs/demo_seg
 
 benchmark: install
 	$(PY) tools/benchmark.py --arch s --size 800 1216

@@ -82,6 +82,7 @@ setup(
     extras_require={
         "vis": ["scikit-image>=0.22"],
         "deploy": ["onnx>=1.23", "onnxscript>=0.7", "onnxruntime>=1.32", "ml_dtypes<0.6"],
+        "mim": ["openmim>=0.3.9"],
     },
     license="Apache-2.0",
 )

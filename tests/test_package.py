@@ -1,6 +1,7 @@
 """mmrmt as an installed package: the model index, ``mmrmt::`` config bases, and a wheel that
 works outside this checkout."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -154,3 +155,70 @@ def test_the_wheels_tools_make_toy_data_outside_the_checkout(installed_wheel):
     result = run_outside(site, work, sys.executable, str(tool), "--out", str(work / "data"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert (work / "data/toy_coco/annotations/instances_train.json").is_file()
+
+
+def wheel_tool(site: Path, name: str) -> str:
+    """The installed wheel's copy of ``tools/<name>``."""
+    return str(site / "mmrmt" / ".mim" / "tools" / name)
+
+
+def test_the_wheels_toy_demo_runs_outside_the_checkout(installed_wheel):
+    site, work = installed_wheel
+    # The real demo config, cut to one epoch of 2 steps and 4 evaluated images.
+    shrink = [
+        "train_cfg.max_epochs=1",
+        "train_dataloader.dataset.indices=8",
+        "val_dataloader.dataset.indices=4",
+        "test_dataloader.dataset.indices=4",
+    ]
+    command = [sys.executable, wheel_tool(site, "toy_demo.py"), "mmrmt::det/maskrcnn_rmt_t_toy.py"]
+    command += ["--work-dir", "demo", "--num-images", "2", "--cfg-options", *shrink]
+    result = run_outside(site, work, *command)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    summary = json.loads((work / "demo" / "summary.json").read_text())
+    assert set(summary["test_metrics"]) == {"coco/bbox_mAP", "coco/segm_mAP"}
+    assert len(summary["pictures"]) == 2 and (work / "demo" / "curves.png").is_file()
+    assert (work / "data" / "toy_coco" / "annotations" / "instances_val.json").is_file()
+
+
+def test_the_wheels_vis_gallery_draws_outside_the_checkout(installed_wheel):
+    site, work = installed_wheel
+    command = [sys.executable, wheel_tool(site, "vis_all.py"), "--out", "vis"]
+    result = run_outside(site, work, *command, "--erf-size", "64", "--attention-size", "96")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    for name in ("decay_stage1.png", "attention_astronaut.png", "erf.png", "erf_summary.json"):
+        assert (work / "vis" / name).is_file(), name
+
+
+def test_the_wheels_benchmark_runs_outside_the_checkout(installed_wheel):
+    site, work = installed_wheel
+    command = [sys.executable, wheel_tool(site, "benchmark.py"), "--arch", "t"]
+    command += ["--size", "64", "64"]
+    result = run_outside(site, work, *command, "--warmup", "0", "--repeats", "1", "--threads", "1")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "swin" in result.stdout.lower() and "MiB" in result.stdout
+
+
+def test_mim_trains_tests_and_searches_the_installed_wheel(installed_wheel):
+    site, work = installed_wheel
+    mim = str(Path(sys.executable).with_name("mim"))
+    toy = run_outside(site, work, sys.executable, wheel_tool(site, "make_toy_data.py"))
+    assert toy.returncode == 0, toy.stderr[-3000:]
+    config = "configs/det/maskrcnn_rmt_t_toy.py"  # found in the package's .mim by mim
+    shrink = ["train_cfg.max_epochs=1", "train_dataloader.dataset.indices=4"]
+    shrink += ["val_dataloader.dataset.indices=2", "test_dataloader.dataset.indices=2"]
+    train = [mim, "train", "mmrmt", config, "--gpus", "0", "--work-dir", "mim_run"]
+    result = run_outside(site, work, *train, "--cfg-options", *shrink)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    printed = result.stdout.replace("\n", "")  # mim wraps its messages
+    assert f"will use {site / 'mmrmt' / '.mim' / config}" in printed  # the wheel's config...
+    assert wheel_tool(site, "train.py") in printed  # ...and train.py
+    checkpoint = work / "mim_run" / "epoch_1.pth"
+    assert checkpoint.is_file()
+    test = [mim, "test", "mmrmt", config, "--gpus", "0", "--checkpoint", str(checkpoint)]
+    result = run_outside(site, work, *test, "--work-dir", "mim_test", "--cfg-options", *shrink)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "coco/segm_mAP" in result.stdout
+    search = run_outside(site, work, mim, "search", "mmrmt", "--field", "parameters")
+    assert search.returncode == 0, search.stderr[-3000:]
+    assert "maskrcnn_rmt_s_coco" in search.stdout and "45.57" in search.stdout.lower()

@@ -230,7 +230,7 @@ def test_train_then_test_evaluates_and_dumps_predictions(tiny, tmp_path):
 def test_demo_draws_predictions_on_an_image(tiny, tmp_path, capsys):
     config, data_root = tiny
     image = data_root / "images" / "0.png"
-    code = load_tool("demo").main([str(image), str(config), "--out-dir", str(tmp_path)])
+    code = load_tool("draw_predictions").main([str(image), str(config), "--out-dir", str(tmp_path)])
     assert code == 0
     picture = tmp_path / "vis" / "0.png"
     assert f"wrote {picture}" in capsys.readouterr().out

@@ -6,7 +6,7 @@
 # 16..256 px (scale 4) for the small images, fewer proposals and RoIs, a 2-conv 64-channel mask
 # head, a GIoU box loss (tighter boxes than L1 in this short schedule), no stochastic depth,
 # AdamW lr 1e-3 with a short warm-up and cosine decay. On a shared machine run with
-# OMP_NUM_THREADS=1 (tools/run_demo.py does): two OpenMP threads fighting other jobs for the
+# OMP_NUM_THREADS=1 (tools/toy_demo.py does): two OpenMP threads fighting other jobs for the
 # cores made steps up to 20x slower.
 _base_ = [
     "mmdet::_base_/models/mask-rcnn_r50_fpn.py",

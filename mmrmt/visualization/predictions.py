@@ -2,9 +2,9 @@
 
 The config's ``default_scope`` picks the library: ``DetInferencer`` and ``DetLocalVisualizer``
 draw boxes, labels and masks; ``MMSegInferencer`` and ``SegLocalVisualizer`` draw the class map
-as a coloured overlay. ``tools/demo.py`` draws at the images' own size; ``tools/run_demo.py``
-enlarges its toy images (about 100 px, too small for readable labels) by an integer factor,
-nearest neighbour, and scales the predictions with them.
+as a coloured overlay. ``tools/draw_predictions.py`` draws at the images' own size;
+``tools/toy_demo.py`` enlarges its toy images (about 100 px, too small for readable labels) by
+an integer factor, nearest neighbour, and scales the predictions with them.
 """
 
 import copy

@@ -33,7 +33,6 @@ from ..visualization import draw_predictions, list_images
 from .curves import plot_curves, read_scalars
 from .report import previous_train_seconds, summary_lines, write_summary
 
-#: The repository's command-line tools, which the demo runs (mmrmt is installed from source).
 #: Validation metrics plotted and reported, per scope (the first is the headline figure).
 METRIC_KEYS: Dict[str, Tuple[str, ...]] = {
     "mmdet": ("coco/bbox_mAP", "coco/segm_mAP"),
@@ -97,7 +96,7 @@ def train(
     """
     checkpoint = final_checkpoint(cfg, work_dir)
     if osp.isfile(checkpoint):
-        print(f"run_demo: reusing the finished training run in {work_dir}")
+        print(f"toy_demo: reusing the finished training run in {work_dir}")
         return checkpoint, None
     resume = ["--resume"] if osp.isfile(osp.join(work_dir, "last_checkpoint")) else []
     start = time.time()
@@ -128,7 +127,7 @@ def val_images(cfg: Config, scope: str, count: int) -> List[str]:
     return list_images(folder)[:count]
 
 
-def run_demo(
+def run_toy_demo(
     config: str,
     work_dir: str,
     cfg_options: Sequence[str] = (),
@@ -199,5 +198,5 @@ def run_demo(
     )
     write_summary(summary, summary_file)
     for line in summary_lines(summary, metric_keys[0], "epoch" if by_epoch else "iter"):
-        print(f"run_demo: {line}")
+        print(f"toy_demo: {line}")
     return summary

@@ -1,12 +1,12 @@
 """Run a toy job end to end: toy data, training, evaluation, pictures and a learning-curve plot.
 
-    python tools/run_demo.py configs/det/maskrcnn_rmt_t_toy.py --work-dir work_dirs/demo
-    python tools/run_demo.py configs/seg/fpn_rmt_t_toy.py --work-dir work_dirs/demo_seg
+    python tools/toy_demo.py configs/det/maskrcnn_rmt_t_toy.py --work-dir work_dirs/demo
+    python tools/toy_demo.py configs/seg/fpn_rmt_t_toy.py --work-dir work_dirs/demo_seg
 
 The config's ``default_scope`` picks the task (``mmdet``: boxes and masks, bbox/segm mAP;
 ``mmseg``: class maps, mIoU). Training and evaluation run ``tools/train.py`` and
 ``tools/test.py`` in subprocesses. The work dir receives the training run (logs, checkpoints),
-``test/``, ``predictions/``, ``curves.png`` and ``summary.json`` (see :mod:`mmrmt.demo`).
+``test/``, ``predictions/``, ``curves.png`` and ``summary.json`` (see :mod:`mmrmt.toy_demo`).
 
 Re-running is idempotent: a finished training run is reused and only evaluation, pictures and
 plot are redone; an interrupted run resumes from its last checkpoint; ``--retrain`` deletes the
@@ -22,7 +22,7 @@ import os
 import sys
 from typing import List, Optional
 
-from mmrmt.demo import run_demo, use_threads
+from mmrmt.toy_demo import run_toy_demo, use_threads
 from mmrmt.utils import run_with_user_errors
 
 
@@ -59,7 +59,7 @@ def demo(args: argparse.Namespace) -> None:
     # One thread by default: the toy model's many small ops gain little from a second thread,
     # and on a busy machine two OpenMP threads made training steps up to 20x slower.
     use_threads(args.threads)
-    run_demo(
+    run_toy_demo(
         args.config,
         args.work_dir,
         cfg_options=args.cfg_options,

@@ -1,4 +1,4 @@
-"""The toy demo (mmrmt.demo, tools/run_demo.py) and the prediction pictures
+"""The toy demo (mmrmt.toy_demo, tools/toy_demo.py) and the prediction pictures
 (mmrmt.visualization): learning-curve plot, pictures, run bookkeeping (full training is left to
 ``make demo``)."""
 
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from mmrmt.demo import (
+from mmrmt.toy_data.coco import ToyCocoSpec, make_toy_coco
+from mmrmt.toy_demo import (
     METRIC_KEYS,
     final_checkpoint,
     plot_curves,
@@ -20,8 +21,7 @@ from mmrmt.demo import (
     train,
     val_images,
 )
-from mmrmt.demo import pipeline as demo_pipeline
-from mmrmt.toy_data.coco import ToyCocoSpec, make_toy_coco
+from mmrmt.toy_demo import pipeline as demo_pipeline
 from mmrmt.utils import config_scope, parse_cfg_options
 from mmrmt.visualization import draw_predictions, enlargement, list_images
 from tests.helpers import REPO, load_tool
@@ -99,14 +99,14 @@ def test_a_config_outside_mmdet_and_mmseg_is_refused():
         config_scope(Config(dict(default_scope="mmpretrain")))
 
 
-def test_run_demo_reports_a_config_of_another_scope_in_one_line(tmp_path, monkeypatch, capsys):
+def test_toy_demo_reports_a_config_of_another_scope_in_one_line(tmp_path, monkeypatch, capsys):
     # main sets the thread variables for its subprocesses; keep them local to this test.
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("MKL_NUM_THREADS", "1")
     config = tmp_path / "pretrain.py"
     config.write_text("default_scope = 'mmpretrain'\n")
     work_dir = tmp_path / "work"
-    assert load_tool("run_demo").main([str(config), "--work-dir", str(work_dir)]) == 1
+    assert load_tool("toy_demo").main([str(config), "--work-dir", str(work_dir)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert "default_scope is 'mmpretrain'; expected one of ['mmdet', 'mmseg']" in err[0]

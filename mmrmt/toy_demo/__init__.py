@@ -1,4 +1,4 @@
-"""The toy demo behind ``tools/run_demo.py``: train, evaluate, draw and plot in one work dir.
+"""The toy demo behind ``tools/toy_demo.py``: train, evaluate, draw and plot in one work dir.
 
 Not imported by ``import mmrmt``: it needs the repository's ``tools/`` and matplotlib.
 """
@@ -9,8 +9,8 @@ from .pipeline import (
     ensure_toy_data,
     evaluate,
     final_checkpoint,
-    run_demo,
     run_script,
+    run_toy_demo,
     train,
     use_threads,
     val_images,
@@ -25,7 +25,7 @@ __all__ = [
     "plot_curves",
     "previous_train_seconds",
     "read_scalars",
-    "run_demo",
+    "run_toy_demo",
     "run_script",
     "summary_lines",
     "train",

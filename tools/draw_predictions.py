@@ -1,6 +1,7 @@
 """Draw a model's predictions on images: boxes and masks (mmdet) or class maps (mmseg).
 
-    python tools/demo.py IMAGE_OR_FOLDER CONFIG --weights CKPT [--out-dir DIR] [--score-thr 0.3]
+    python tools/draw_predictions.py IMAGE_OR_FOLDER CONFIG --weights CKPT [--out-dir DIR]
+        [--score-thr 0.3]
 
 Uses mmdet's ``DetInferencer`` (``DetLocalVisualizer``) or mmseg's ``MMSegInferencer`` by the
 config's ``default_scope`` (see :func:`mmrmt.visualization.draw_predictions`); the pictures go to
@@ -47,7 +48,7 @@ def demo(args: argparse.Namespace) -> None:
     config_scope(cfg)
     check_checkpoint_file(args.weights, "weights", "Pass a checkpoint written by tools/train.py")
     if args.weights is None:
-        print("demo.py: no --weights given, drawing the predictions of random weights")
+        print("draw_predictions.py: no --weights given, drawing the predictions of random weights")
     with warnings.catch_warnings():
         # The inferencers warn at length about random weights and missing palettes.
         if not debug_requested(args.debug):

@@ -26,7 +26,7 @@ def summary_lines(summary: Dict, headline: str, step_name: str) -> List[str]:
     """The demo's closing report: time, final test figures, learning curve, outputs.
 
     Args:
-        summary (dict): What :func:`mmrmt.demo.run_demo` writes to ``summary.json``.
+        summary (dict): What :func:`mmrmt.toy_demo.run_toy_demo` writes to ``summary.json``.
         headline (str): The metric followed over training, e.g. ``coco/bbox_mAP``.
         step_name (str): What a validation step counts (``epoch`` or ``iter``).
 
