@@ -1,5 +1,8 @@
 """Shared fixtures: deterministic seeds and small RMT builds."""
 
+import logging
+import sys
+
 import pytest
 import torch
 
@@ -7,6 +10,33 @@ import torch
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def _all_loggers() -> list:
+    """Every logger: the logging module's, and mmengine's MMLoggers (kept in their own dict)."""
+    loggers = [logging.getLogger()]
+    loggers += [
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    mmengine_logging = sys.modules.get("mmengine.logging")
+    if mmengine_logging is not None:
+        loggers += list(mmengine_logging.MMLogger._instance_dict.values())
+    return loggers
+
+
+@pytest.fixture(autouse=True)
+def _stream_handlers_on_open_streams():
+    """Point stream handlers made under an earlier test's ``capsys`` back at sys.stderr.
+
+    A logger created while ``capsys`` captured (an MMLogger of a Runner, torch's loggers on their
+    first use) keeps that test's stream, which pytest closes when the test ends; a later test's
+    log line then prints "--- Logging error ---" into its captured output.
+    """
+    for logger in _all_loggers():
+        for handler in logger.handlers:
+            stream = getattr(handler, "stream", None)
+            if isinstance(handler, logging.StreamHandler) and getattr(stream, "closed", False):
+                handler.stream = sys.stderr  # not setStream: it flushes the closed one
 
 
 def randomize_buffers_and_norms(model: torch.nn.Module) -> None:
