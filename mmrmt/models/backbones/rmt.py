@@ -16,6 +16,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...arch_zoo import ARCH_SETTINGS, resolve_arch
 from ...checkpoint.loading import load_backbone_checkpoint
+from ..layers import fused_ops
 from ..layers.position import FULL_MASK_LIMIT, RetentionPosition, RetentionTables
 from ..layers.retention import DepthwiseConv2d, ManhattanSelfAttention, check_attention_impl
 
@@ -112,13 +113,27 @@ class ConvFFN(nn.Module):
     def __init__(self, embed_dim: int, hidden_dim: int) -> None:
         super().__init__()
         self.fc1 = nn.Linear(embed_dim, hidden_dim)
-        self.dwconv = DepthwiseConv2d(hidden_dim, 3)
+        self.dwconv = DepthwiseConv2d(hidden_dim, 3, residual=True)
         self.fc2 = nn.Linear(hidden_dim, embed_dim)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x (Tensor): (B, H, W, C). Returns (B, H, W, C)."""
-        x = nn.functional.gelu(self.fc1(x))
-        return self.fc2(x + self.dwconv(x))
+    def forward(
+        self, x: Tensor, residual: Optional[Tensor] = None, output_scale: Optional[Tensor] = None
+    ) -> Tensor:
+        """``residual + output_scale * FFN(x)``; see :func:`~mmrmt.models.layers.fused_ops.linear`.
+
+        Args:
+            x (Tensor): (B, H, W, C).
+            residual (Tensor | None): (B, H, W, C) added to the output.
+            output_scale (Tensor | None): Layer scale (C values), folded into ``fc2``.
+
+        Returns:
+            Tensor: (B, H, W, C).
+        """
+        hidden = fused_ops.linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
+        hidden = self.dwconv(hidden)  # hidden + dwconv(hidden), as one conv
+        return fused_ops.linear(
+            hidden, self.fc2.weight, self.fc2.bias, residual=residual, scale=output_scale
+        )
 
 
 class RetentionBlock(nn.Module):
@@ -145,7 +160,7 @@ class RetentionBlock(nn.Module):
         attn_impl: str = "fast",
     ) -> None:
         super().__init__()
-        self.pos = DepthwiseConv2d(embed_dim, 3)
+        self.pos = DepthwiseConv2d(embed_dim, 3, residual=True)
         self.retention_layer_norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.retention = ManhattanSelfAttention(embed_dim, num_heads, decomposed, attn_impl)
         self.final_layer_norm = nn.LayerNorm(embed_dim, eps=1e-6)
@@ -166,11 +181,17 @@ class RetentionBlock(nn.Module):
         Returns:
             Tensor: (B, H, W, C).
         """
-        x = x + self.pos(x)
-        attn = self.retention(self.retention_layer_norm(x), tables)
-        ffn_in = x + self.drop_path(self.gamma_1 * attn if self.layer_scale else attn)
-        ffn = self.ffn(self.final_layer_norm(ffn_in))
-        return ffn_in + self.drop_path(self.gamma_2 * ffn if self.layer_scale else ffn)
+        x = self.pos(x)  # x + CPE(x), as one conv
+        gamma_1 = self.gamma_1 if self.layer_scale else None
+        gamma_2 = self.gamma_2 if self.layer_scale else None
+        if self.training and not isinstance(self.drop_path, nn.Identity):
+            attn = self.retention(self.retention_layer_norm(x), tables, output_scale=gamma_1)
+            x = x + self.drop_path(attn)
+            return x + self.drop_path(self.ffn(self.final_layer_norm(x), output_scale=gamma_2))
+        # Without stochastic depth the shortcuts go into the output layers, which add them in
+        # their kernels where they can.
+        x = self.retention(self.retention_layer_norm(x), tables, x, gamma_1)
+        return self.ffn(self.final_layer_norm(x), x, gamma_2)
 
 
 class RetentionStage(nn.Module):

@@ -11,9 +11,11 @@ with rotary phases on Q and K and LePE (a 5x5 depthwise conv of V) added to the 
 ``impl='reference'`` follows the formulas step by step (the correctness oracle and benchmark
 baseline). ``impl='fast'`` computes the same function with:
 
-* one fused Q/K/V projection, whose output is only ever viewed as (B, H, W, heads, d), never
-  permuted: the attention kernels read strided inputs;
-* the rotary phases as one complex multiplication per tensor (:func:`rotate`);
+* one fused Q/K projection and one V projection, whose outputs are only ever viewed as
+  (B, H, W, heads, d), never permuted: the attention kernels read strided inputs;
+* the rotary phases as one complex multiplication over Q and K together (:func:`rotate`);
+* the output projection with the block's shortcut and layer scale folded in
+  (:func:`~mmrmt.models.layers.fused_ops.linear`: oneDNN post-ops at CPU inference);
 * the decay and rotary tables cached per stage, input size, device and dtype
   (:class:`~mmrmt.models.layers.position.RetentionPosition`);
 * ``scaled_dot_product_attention`` with the decay as an additive 4-D mask, which selects the
@@ -35,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import fused_ops
 from .flex_attention import flex_decomposed_attention, flex_full_attention, flex_runs
 from .position import RetentionTables
 
@@ -73,18 +76,31 @@ def theta_shift(x: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
 class DepthwiseConv2d(nn.Module):
     """Depthwise conv applied to channels-last maps (kept as ``.conv`` for the authors' keys).
 
+    The (B, H, W, C) input is handed to the conv as a channels-last NCHW view, and the conv's
+    channels-last output viewed back: no layout copy either way.
+
     Args:
         channels (int): Channels in and out.
         kernel_size (int): Square kernel size; padding keeps the size.
+        residual (bool): Return ``x + conv(x)``, computed as one conv whose kernel centre is
+            raised by 1 (the same function, without a separate add over the map).
     """
 
-    def __init__(self, channels: int, kernel_size: int) -> None:
+    def __init__(self, channels: int, kernel_size: int, residual: bool = False) -> None:
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, kernel_size, 1, kernel_size // 2, groups=channels)
+        self.residual = residual
 
     def forward(self, x: Tensor) -> Tensor:
         """x (Tensor): (B, H, W, C). Returns (B, H, W, C)."""
-        return self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        maps = x.permute(0, 3, 1, 2)
+        if not self.residual:
+            return self.conv(maps).permute(0, 2, 3, 1)
+        weight = self.conv.weight
+        centre = self.conv.kernel_size[0] // 2
+        identity = F.pad(weight.new_ones(weight.shape[0], 1, 1, 1), [centre] * 4)
+        out = F.conv2d(maps, weight + identity, self.conv.bias, 1, centre, 1, self.conv.groups)
+        return out.permute(0, 2, 3, 1)
 
 
 class ManhattanSelfAttention(nn.Module):
@@ -131,22 +147,38 @@ class ManhattanSelfAttention(nn.Module):
     def impl(self, value: str) -> None:
         self._impl = check_attention_impl(value)
 
-    def forward(self, x: Tensor, tables: RetentionTables) -> Tensor:
-        """Attend over ``x``.
+    def forward(
+        self,
+        x: Tensor,
+        tables: RetentionTables,
+        residual: Optional[Tensor] = None,
+        output_scale: Optional[Tensor] = None,
+    ) -> Tensor:
+        """Attend over ``x``: ``residual + output_scale * MaSA(x)``.
 
         Args:
             x (Tensor): (B, H, W, C) normalised features.
             tables (RetentionTables): decay masks and rotary phases for (H, W).
+            residual (Tensor | None): (B, H, W, C) added to the output (the block's shortcut),
+                which the fast form adds inside ``out_proj``'s kernel where it can.
+            output_scale (Tensor | None): Layer scale (C values) of the output, which the fast
+                form folds into ``out_proj``.
 
         Returns:
             Tensor: (B, H, W, C).
         """
         if self._impl == "reference":
-            return self.forward_reference(x, tables)
-        return self.forward_fast(x, tables)
+            return self.forward_reference(x, tables, residual, output_scale)
+        return self.forward_fast(x, tables, residual, output_scale)
 
     # -- reference: the formulas, one step each -------------------------------------------------
-    def forward_reference(self, x: Tensor, tables: RetentionTables) -> Tensor:
+    def forward_reference(
+        self,
+        x: Tensor,
+        tables: RetentionTables,
+        residual: Optional[Tensor] = None,
+        output_scale: Optional[Tensor] = None,
+    ) -> Tensor:
         """Straightforward MaSA (the authors' formulation); see :meth:`forward`."""
         batch, height, width, _ = x.shape
         heads = self.num_heads
@@ -177,24 +209,37 @@ class ManhattanSelfAttention(nn.Module):
             weights = torch.softmax(q @ k.transpose(-1, -2) + tables.decay_full, -1)
             self._record("full", weights)
             out = (weights @ v).transpose(1, 2).reshape(batch, height, width, -1)
-        return self.out_proj(out + lepe)
+        out = self.out_proj(out + lepe)
+        if output_scale is not None:
+            out = output_scale * out
+        return out if residual is None else residual + out
 
     def _record(self, axis: str, weights: Tensor) -> None:
         if self.weights_recorder is not None:
             self.weights_recorder(self, axis, weights)
 
     # -- fast ---------------------------------------------------------------------------------
-    def forward_fast(self, x: Tensor, tables: RetentionTables) -> Tensor:
+    def forward_fast(
+        self,
+        x: Tensor,
+        tables: RetentionTables,
+        residual: Optional[Tensor] = None,
+        output_scale: Optional[Tensor] = None,
+    ) -> Tensor:
         """Fused MaSA; the same function as :meth:`forward_reference`."""
         batch, height, width, channels = x.shape
-        weight = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))
-        bias = torch.cat((self.q_proj.bias, self.k_proj.bias, self.v_proj.bias))
-        q, k, v = F.linear(x, weight, bias).split(channels, dim=-1)
+        # Q and K in one product and rotated together in one pass; V in a product of its own,
+        # so that LePE's depthwise conv reads a dense channels-last map (a strided slice of a
+        # fused Q/K/V output made it several times slower, forward and backward).
+        weight = torch.cat((self.q_proj.weight, self.k_proj.weight))
+        bias = torch.cat((self.q_proj.bias, self.k_proj.bias))
+        split = (batch, height, width, self.num_heads, self.head_dim)
+        qk = fused_ops.linear(x, weight, bias).view(batch, height, width, 2, *split[3:])
+        q, k = rotate(qk, tables).unbind(3)
+        v = fused_ops.linear(x, self.v_proj.weight, self.v_proj.bias)
+        lepe = self.lepe(v)
         # (B, H, W, heads, d) views throughout: the attention kernels read strided inputs, so
         # heads never need a permute copy.
-        split = (batch, height, width, self.num_heads, self.head_dim)
-        q, k = rotate(q.view(split), tables), rotate(k.view(split), tables)
-        lepe = self.lepe(v)
         v = v.view(split)
         if self._impl == "flex" and flex_runs(q, k, v):
             flex = flex_decomposed_attention if self.decomposed else flex_full_attention
@@ -210,11 +255,14 @@ class ManhattanSelfAttention(nn.Module):
                 q, k, v, tables.decay_height, tables.decay_width, self.scaling
             )
         # ``lepe`` first: the sum takes its (contiguous) layout, which ``out_proj`` needs.
-        return self.out_proj(lepe + out.reshape(batch, height, width, channels))
+        out = lepe + out.reshape(batch, height, width, channels)
+        return fused_ops.linear(
+            out, self.out_proj.weight, self.out_proj.bias, residual=residual, scale=output_scale
+        )
 
 
 def rotate(x: Tensor, tables: RetentionTables) -> Tensor:
-    """Apply the rotary phases to (B, H, W, heads, d) queries or keys.
+    """Apply the rotary phases to (B, H, W, ..., d) queries or keys, e.g. (B, H, W, heads, d).
 
     The theta shift turns each channel pair by the token's angle, i.e. multiplies it as a
     complex number by ``cos + i sin``: one pass over ``x`` instead of the five of
@@ -222,16 +270,19 @@ def rotate(x: Tensor, tables: RetentionTables) -> Tensor:
     so do exported graphs (ONNX has no complex tensors; their tables carry no ``rotation``).
 
     Args:
-        x (Tensor): (B, H, W, heads, d), the channels of a pair adjacent.
+        x (Tensor): (B, H, W, ..., d), the channels of a pair adjacent; the dims between W and d
+            (heads; or Q/K and heads, to rotate both in one pass) share each token's phases.
         tables (RetentionTables): the stage's tables for (H, W).
 
     Returns:
-        Tensor: (B, H, W, heads, d).
+        Tensor: The shape of ``x``, contiguous.
     """
+    per_token = (x.shape[1], x.shape[2]) + (1,) * (x.dim() - 4)
     if tables.rotation is not None and x.dtype == tables.sin.dtype:
         pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))
-        return torch.view_as_real(pairs * tables.rotation[:, :, None]).flatten(-2)
-    return theta_shift(x, tables.sin[:, :, None], tables.cos[:, :, None])
+        rotation = tables.rotation.view(*per_token, -1)
+        return torch.view_as_real(pairs * rotation).flatten(-2)
+    return theta_shift(x, tables.sin.view(*per_token, -1), tables.cos.view(*per_token, -1))
 
 
 # -- fast attention kernels over (B, H, W, heads, d) maps ------------------------------------------
