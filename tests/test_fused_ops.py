@@ -31,12 +31,12 @@ def test_fused_linear_is_the_unfused_arithmetic(layer, case):
     expected = expected + residual if residual is not None else expected
     with torch.no_grad():
         assert fused_ops.onednn_fusion_runs(x, layer.weight)
-        fused = fused_ops.linear(x, layer.weight, layer.bias, case == "gelu", residual, scale)
+        fused = fused_ops.fused_linear(x, layer.weight, layer.bias, case == "gelu", residual, scale)
     assert relative_error(fused, expected) < 1e-6
     # With autograd the same function runs op by op, and its gradients flow to the scale too.
     if scale is not None:
         scale.requires_grad_(True)
-    plain = fused_ops.linear(x, layer.weight, layer.bias, case == "gelu", residual, scale)
+    plain = fused_ops.fused_linear(x, layer.weight, layer.bias, case == "gelu", residual, scale)
     assert relative_error(plain, expected) < 1e-6
     plain.sum().backward()
     assert layer.weight.grad is not None
@@ -57,7 +57,7 @@ def test_onednn_kernels_run_only_where_nothing_needs_gradients_or_a_trace(layer)
             self.layer = layer
 
         def forward(self, t: torch.Tensor) -> torch.Tensor:
-            return fused_ops.linear(t, self.layer.weight, self.layer.bias, gelu=True)
+            return fused_ops.fused_linear(t, self.layer.weight, self.layer.bias, gelu=True)
 
     with torch.no_grad():
         graph = str(torch.jit.trace(Fused(), x).graph)
@@ -65,8 +65,10 @@ def test_onednn_kernels_run_only_where_nothing_needs_gradients_or_a_trace(layer)
 
 
 def test_gelu_and_a_residual_together_are_refused(layer):
-    with pytest.raises(ValueError, match="GELU or adds a residual"):
-        fused_ops.linear(torch.randn(2, 24), layer.weight, layer.bias, True, torch.randn(2, 40))
+    with pytest.raises(ValueError, match=r"fused_linear\(\) applies GELU or adds a residual"):
+        fused_ops.fused_linear(
+            torch.randn(2, 24), layer.weight, layer.bias, True, torch.randn(2, 40)
+        )
 
 
 @pytest.mark.parametrize("kernel_size", [3, 5])

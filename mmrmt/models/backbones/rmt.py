@@ -16,7 +16,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...arch_zoo import ARCH_SETTINGS, resolve_arch
 from ...checkpoint.loading import load_backbone_checkpoint
-from ..layers import fused_ops
+from ..layers.fused_ops import fused_linear
 from ..layers.position import FULL_MASK_LIMIT, RetentionPosition, RetentionTables
 from ..layers.retention import DepthwiseConv2d, ManhattanSelfAttention, check_attention_impl
 
@@ -119,7 +119,7 @@ class ConvFFN(nn.Module):
     def forward(
         self, x: Tensor, residual: Optional[Tensor] = None, output_scale: Optional[Tensor] = None
     ) -> Tensor:
-        """``residual + output_scale * FFN(x)``; see :func:`~mmrmt.models.layers.fused_ops.linear`.
+        """``residual + output_scale * FFN(x)``, see :func:`~.fused_ops.fused_linear`.
 
         Args:
             x (Tensor): (B, H, W, C).
@@ -129,9 +129,9 @@ class ConvFFN(nn.Module):
         Returns:
             Tensor: (B, H, W, C).
         """
-        hidden = fused_ops.linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
+        hidden = fused_linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
         hidden = self.dwconv(hidden)  # hidden + dwconv(hidden), as one conv
-        return fused_ops.linear(
+        return fused_linear(
             hidden, self.fc2.weight, self.fc2.bias, residual=residual, scale=output_scale
         )
 

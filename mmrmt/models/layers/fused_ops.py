@@ -2,7 +2,7 @@
 
 RMT's blocks follow most linear layers with one more pass over the same tensor: GELU after the
 FFN's ``fc1``, the residual add after ``fc2`` and after the attention's ``out_proj``, and (RMT-B/L)
-the layer-scale multiplication. :func:`linear` computes ``residual + scale * act(x W^T + b)``
+the layer-scale multiplication. :func:`fused_linear` computes ``residual + scale * act(x W^T + b)``
 with as few passes as the backend allows:
 
 * the layer scale is folded into the weight and bias (``scale * W``, ``scale * b``), always;
@@ -21,12 +21,12 @@ from torch import Tensor
 
 from .position import is_exporting
 
-#: dtypes whose oneDNN post-op kernels :func:`linear` uses on the CPU.
+#: dtypes whose oneDNN post-op kernels :func:`fused_linear` uses on the CPU.
 ONEDNN_DTYPES = (torch.float32,)
 
 
 def onednn_fusion_runs(x: Tensor, weight: Tensor) -> bool:
-    """Whether :func:`linear` may use oneDNN's fused kernels for ``x W^T``.
+    """Whether :func:`fused_linear` may use oneDNN's fused kernels for ``x W^T``.
 
     They have no backward, so only where autograd records nothing.
     """
@@ -41,7 +41,7 @@ def onednn_fusion_runs(x: Tensor, weight: Tensor) -> bool:
     return torch.backends.mkldnn.is_available()
 
 
-def linear(
+def fused_linear(
     x: Tensor,
     weight: Tensor,
     bias: Optional[Tensor],
@@ -67,7 +67,7 @@ def linear(
         ValueError: GELU together with a residual (no block of RMT needs both).
     """
     if gelu and residual is not None:
-        raise ValueError("linear() applies GELU or adds a residual, not both")
+        raise ValueError("fused_linear() applies GELU or adds a residual, not both")
     if scale is not None:
         scale = scale.reshape(-1)
         weight = weight * scale[:, None]

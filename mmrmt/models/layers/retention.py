@@ -15,7 +15,7 @@ baseline). ``impl='fast'`` computes the same function with:
   (B, H, W, heads, d), never permuted: the attention kernels read strided inputs;
 * the rotary phases as one complex multiplication over Q and K together (:func:`rotate`);
 * the output projection with the block's shortcut and layer scale folded in
-  (:func:`~mmrmt.models.layers.fused_ops.linear`: oneDNN post-ops at CPU inference);
+  (:func:`~mmrmt.models.layers.fused_ops.fused_linear`: oneDNN post-ops at CPU inference);
 * the decay and rotary tables cached per stage, input size, device and dtype
   (:class:`~mmrmt.models.layers.position.RetentionPosition`);
 * ``scaled_dot_product_attention`` with the decay as an additive 4-D mask, which selects the
@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import fused_ops
 from .flex_attention import flex_decomposed_attention, flex_full_attention, flex_runs
+from .fused_ops import fused_linear
 from .position import RetentionTables
 
 ATTENTION_IMPLS = ("fast", "reference", "flex")
@@ -234,9 +234,9 @@ class ManhattanSelfAttention(nn.Module):
         weight = torch.cat((self.q_proj.weight, self.k_proj.weight))
         bias = torch.cat((self.q_proj.bias, self.k_proj.bias))
         split = (batch, height, width, self.num_heads, self.head_dim)
-        qk = fused_ops.linear(x, weight, bias).view(batch, height, width, 2, *split[3:])
+        qk = fused_linear(x, weight, bias).view(batch, height, width, 2, *split[3:])
         q, k = rotate(qk, tables).unbind(3)
-        v = fused_ops.linear(x, self.v_proj.weight, self.v_proj.bias)
+        v = fused_linear(x, self.v_proj.weight, self.v_proj.bias)
         lepe = self.lepe(v)
         # (B, H, W, heads, d) views throughout: the attention kernels read strided inputs, so
         # heads never need a permute copy.
@@ -256,7 +256,7 @@ class ManhattanSelfAttention(nn.Module):
             )
         # ``lepe`` first: the sum takes its (contiguous) layout, which ``out_proj`` needs.
         out = lepe + out.reshape(batch, height, width, channels)
-        return fused_ops.linear(
+        return fused_linear(
             out, self.out_proj.weight, self.out_proj.bias, residual=residual, scale=output_scale
         )
 
