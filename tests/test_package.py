@@ -162,15 +162,19 @@ def wheel_tool(site: Path, name: str) -> str:
     return str(site / "mmrmt" / ".mim" / "tools" / name)
 
 
+def one_short_epoch(train_images: int, evaluated_images: int) -> list:
+    """``--cfg-options`` that cut the toy demo config to one epoch over the first images."""
+    return [
+        "train_cfg.max_epochs=1",
+        f"train_dataloader.dataset.indices={train_images}",
+        f"val_dataloader.dataset.indices={evaluated_images}",
+        f"test_dataloader.dataset.indices={evaluated_images}",
+    ]
+
+
 def test_the_wheels_toy_demo_runs_outside_the_checkout(installed_wheel):
     site, work = installed_wheel
-    # The real demo config, cut to one epoch of 2 steps and 4 evaluated images.
-    shrink = [
-        "train_cfg.max_epochs=1",
-        "train_dataloader.dataset.indices=8",
-        "val_dataloader.dataset.indices=4",
-        "test_dataloader.dataset.indices=4",
-    ]
+    shrink = one_short_epoch(8, 4)  # the real demo config: 2 steps, 4 evaluated images
     command = [sys.executable, wheel_tool(site, "toy_demo.py"), "mmrmt::det/maskrcnn_rmt_t_toy.py"]
     command += ["--work-dir", "demo", "--num-images", "2", "--cfg-options", *shrink]
     result = run_outside(site, work, *command)
@@ -205,8 +209,7 @@ def test_mim_trains_tests_and_searches_the_installed_wheel(installed_wheel):
     toy = run_outside(site, work, sys.executable, wheel_tool(site, "make_toy_data.py"))
     assert toy.returncode == 0, toy.stderr[-3000:]
     config = "configs/det/maskrcnn_rmt_t_toy.py"  # found in the package's .mim by mim
-    shrink = ["train_cfg.max_epochs=1", "train_dataloader.dataset.indices=4"]
-    shrink += ["val_dataloader.dataset.indices=2", "test_dataloader.dataset.indices=2"]
+    shrink = one_short_epoch(4, 2)
     train = [mim, "train", "mmrmt", config, "--gpus", "0", "--work-dir", "mim_run"]
     result = run_outside(site, work, *train, "--cfg-options", *shrink)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -221,4 +224,4 @@ def test_mim_trains_tests_and_searches_the_installed_wheel(installed_wheel):
     assert "coco/segm_mAP" in result.stdout
     search = run_outside(site, work, mim, "search", "mmrmt", "--field", "parameters")
     assert search.returncode == 0, search.stderr[-3000:]
-    assert "maskrcnn_rmt_s_coco" in search.stdout and "45.57" in search.stdout.lower()
+    assert "maskrcnn_rmt_s_coco" in search.stdout and "45.57" in search.stdout
