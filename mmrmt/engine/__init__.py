@@ -1,6 +1,7 @@
 """mmengine runtime parts: atomic checkpoint writes and distributed runs without a GPU.
 
-Importing registers :class:`AtomicCheckpointHook`, :class:`AtomicLoggerHook` (``HOOKS``) and
+Importing registers :class:`AtomicCheckpointHook`, :class:`AtomicLoggerHook`,
+:class:`DeformableAttentionFP32Hook` (``HOOKS``) and
 :class:`CPUDistributedDataParallel` (``MODEL_WRAPPERS``) in mmengine's root registries;
 :func:`register_atomic_local_backend` adds the ``'atomic_local'`` file backend under its own name
 (``import mmrmt`` calls it).
@@ -14,6 +15,7 @@ from .atomic_io import (
 )
 from .distributed import CPUDistributedDataParallel, setup_launcher
 from .hooks import AtomicCheckpointHook, AtomicLoggerHook
+from .precision import DeformableAttentionFP32Hook
 
 __all__ = [
     "ATOMIC_BACKEND",
@@ -21,6 +23,7 @@ __all__ = [
     "AtomicLoggerHook",
     "AtomicLocalBackend",
     "CPUDistributedDataParallel",
+    "DeformableAttentionFP32Hook",
     "atomic_write_bytes",
     "register_atomic_local_backend",
     "setup_launcher",

@@ -1,0 +1,7 @@
+# DINO 4-scale RMT-T 12e on COCO. Recipe: _base_/dino_rmt_4scale_12e.py.
+_base_ = "./_base_/dino_rmt_4scale_12e.py"
+
+model = dict(
+    backbone=dict(arch="t", init_cfg=dict(checkpoint="checkpoints/RMT-T.pth")),
+    neck=dict(in_channels=[128, 256, 512]),
+)
