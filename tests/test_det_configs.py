@@ -55,7 +55,12 @@ def build(cfg: Config):
 
 
 def test_every_detection_config_is_in_the_table():
-    found = {path.name for path in CONFIGS.glob("*_coco*.py")}
+    """The paper's families; DINO and Mask2Former have theirs in test_query_configs.py."""
+    found = {
+        path.name
+        for path in CONFIGS.glob("*_coco*.py")
+        if not path.name.startswith(("dino_", "mask2former_"))
+    }
     assert found == set(PAPER_PARAMS)
 
 

@@ -238,6 +238,40 @@ def test_export_prints_the_file_its_size_the_opset_and_the_parity(rmt_t):
     assert "(ok, tolerance 0.0001)" in printed
 
 
+#: The two backbone layouts of the query-based configs (an export takes about 20 s): DINO
+#: 4-scale returns stages 1-3 in mmdet's scope; Mask2Former (like DINO 5-scale) all four, here
+#: in mmseg's. The other DINO and Mask2Former configs differ from these in arch and head only.
+QUERY_FAMILIES = [
+    "configs/det/dino_4scale_rmt_s_coco.py",
+    "configs/seg/mask2former_rmt_t_ade20k.py",
+]
+
+
+@needs_deploy
+@pytest.mark.parametrize("config", QUERY_FAMILIES, ids=lambda c: Path(c).stem)
+def test_query_based_configs_export_their_backbone(config, tmp_path):
+    """``--backbone-only`` on the DINO and Mask2Former configs (tiny arch, so it runs fast):
+    one output per returned stage, with PyTorch's values."""
+    from mmengine.config import Config
+
+    from mmrmt.deploy import OnnxGraph
+
+    tiny = tmp_path / "tiny.py"
+    tiny.write_text(f"_base_ = {str(REPO / config)!r}\nmodel = dict({TINY_BACKBONE})\n")
+    out = tmp_path / "backbone.onnx"
+    with contextlib.redirect_stdout(io.StringIO()):
+        args = [str(tiny), "--backbone-only", "--out", str(out), "--shape", "64", "96"]
+        assert load_tool("export_onnx").main(args) == 0
+    graph = OnnxGraph(str(out))
+    returned = Config.fromfile(str(REPO / config)).model.backbone.out_indices
+    assert graph.output_names == [f"feats.{i}" for i in range(len(returned))]
+    model = load_model(str(tiny), backbone_only=True)
+    images = torch.randn(1, 3, 97, 131)
+    with torch.no_grad():
+        expected = list(model(images))
+    assert relative_error(graph(images), expected) <= PARITY_TOLERANCE
+
+
 # -- toy detector and segmentor ---------------------------------------------------------------
 
 

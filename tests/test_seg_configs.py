@@ -46,7 +46,11 @@ def build_model(cfg: Config) -> torch.nn.Module:
 
 
 def test_every_ade20k_config_is_listed():
-    assert sorted(path.name for path in CONFIG_DIR.glob("*_ade20k.py")) == sorted(EXPECTED_PARAMS)
+    """The paper's families; Mask2Former has its table in test_query_configs.py."""
+    found = [
+        p.name for p in CONFIG_DIR.glob("*_ade20k.py") if not p.name.startswith("mask2former_")
+    ]
+    assert sorted(found) == sorted(EXPECTED_PARAMS)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))

@@ -1,11 +1,11 @@
-"""Write the toy COCO and ADE20K-format datasets used by the tests and demos (no network).
+"""Write the toy COCO (instances, panoptic) and ADE20K-format datasets of the tests and demos.
 
 Usage: python tools/make_toy_data.py [--out data] [--force]
 """
 
 import argparse
 
-from mmrmt.toy_data import make_toy_ade, make_toy_coco
+from mmrmt.toy_data import make_toy_ade, make_toy_coco, make_toy_coco_panoptic
 
 
 def parse_args() -> argparse.Namespace:
@@ -18,6 +18,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     print(make_toy_coco(f"{args.out}/toy_coco", force=args.force))
+    print(make_toy_coco_panoptic(f"{args.out}/toy_coco"))
     print(make_toy_ade(f"{args.out}/toy_ade", force=args.force))
 
 

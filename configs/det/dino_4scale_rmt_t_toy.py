@@ -2,14 +2,17 @@
 # data/toy_coco: 96x96 images of circles, squares and triangles), sized for a 2-core CPU.
 # The model is dino_4scale_rmt_t_coco.py's: the full RMT-T, ChannelMapper + deformable encoder
 # and decoder, two-stage queries with box refinement, contrastive denoising, Hungarian matching
-# with focal, L1 and GIoU costs. What is shrunk for the toy task: 128-dim transformer with 3
-# encoder and 3 decoder layers (FFN 512), 100 queries and 20 denoising queries for at most 4
+# with focal, L1 and GIoU costs. What is shrunk for the toy task: 3
+# encoder and 3 decoder layers (FFN 1024), 100 queries and 20 denoising queries for at most 4
 # objects, no stochastic depth, the backbone at the full lr (no ImageNet weights to protect),
 # AdamW lr 4e-4 with a short warm-up and cosine decay, the toy pipeline (resize and flip).
 _base_ = ["./dino_4scale_rmt_t_coco.py"]
 
 image_size = 96
-embed_dims = 128
+# mmdet's DINO decoder encodes reference points with 128 sine features per coordinate (512
+# channels for 2 x embed_dims): its width stays 256.
+embed_dims = 256
+ffn_channels = 1024  # mmdet: 2048
 classes = ("circle", "square", "triangle")
 
 model = dict(
@@ -20,7 +23,7 @@ model = dict(
         num_layers=3,
         layer_cfg=dict(
             self_attn_cfg=dict(embed_dims=embed_dims),
-            ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=4 * embed_dims),
+            ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=ffn_channels),
         ),
     ),
     decoder=dict(
@@ -28,11 +31,11 @@ model = dict(
         layer_cfg=dict(
             self_attn_cfg=dict(embed_dims=embed_dims),
             cross_attn_cfg=dict(embed_dims=embed_dims),
-            ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=4 * embed_dims),
+            ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=ffn_channels),
         ),
     ),
     positional_encoding=dict(num_feats=embed_dims // 2),
-    bbox_head=dict(num_classes=len(classes)),
+    bbox_head=dict(num_classes=len(classes), embed_dims=embed_dims),
     dn_cfg=dict(group_cfg=dict(num_dn_queries=20)),
     test_cfg=dict(max_per_img=50),
 )
@@ -84,7 +87,9 @@ test_evaluator = val_evaluator
 max_epochs = 12
 train_cfg = dict(max_epochs=max_epochs, val_interval=2)
 # Every parameter at the full lr (from scratch), norms undecayed.
-optim_wrapper = dict(optimizer=dict(lr=4e-4), paramwise_cfg=dict(_delete_=True, norm_decay_mult=0.0))
+optim_wrapper = dict(
+    optimizer=dict(lr=4e-4), paramwise_cfg=dict(_delete_=True, norm_decay_mult=0.0)
+)
 param_scheduler = [
     dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(type="CosineAnnealingLR", by_epoch=True, begin=0, end=max_epochs, eta_min=1e-5),

@@ -41,9 +41,9 @@ model = dict(
                     ffn_cfg=dict(embed_dims=channels, feedforward_channels=4 * channels),
                 ),
             ),
-            positional_encoding_cfg=dict(num_feats=channels // 2),
+            positional_encoding=dict(num_feats=channels // 2),
         ),
-        positional_encoding_cfg=dict(num_feats=channels // 2),
+        positional_encoding=dict(num_feats=channels // 2),
         transformer_decoder=dict(
             num_layers=3,
             layer_cfg=dict(
@@ -106,7 +106,9 @@ test_evaluator = val_evaluator
 max_iters = 1200
 train_cfg = dict(max_iters=max_iters, val_interval=200, dynamic_intervals=None)
 # Every parameter at the full lr (from scratch), norms undecayed.
-optim_wrapper = dict(optimizer=dict(lr=4e-4), paramwise_cfg=dict(_delete_=True, norm_decay_mult=0.0))
+optim_wrapper = dict(
+    optimizer=dict(lr=4e-4), paramwise_cfg=dict(_delete_=True, norm_decay_mult=0.0)
+)
 param_scheduler = [
     dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(type="CosineAnnealingLR", by_epoch=False, begin=0, end=max_iters, eta_min=1e-5),

@@ -92,7 +92,9 @@ test_dataloader = val_dataloader
 
 max_iters = 600
 # Every parameter at the full lr (from scratch), norms undecayed.
-optim_wrapper = dict(optimizer=dict(lr=4e-4), paramwise_cfg=dict(_delete_=True, norm_decay_mult=0.0))
+optim_wrapper = dict(
+    optimizer=dict(lr=4e-4), paramwise_cfg=dict(_delete_=True, norm_decay_mult=0.0)
+)
 param_scheduler = [
     dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=40),
     dict(type="PolyLR", eta_min=0.0, power=1.0, begin=40, end=max_iters, by_epoch=False),

@@ -38,6 +38,28 @@ METRIC_KEYS: Dict[str, Tuple[str, ...]] = {
     "mmdet": ("coco/bbox_mAP", "coco/segm_mAP"),
     "mmseg": ("mIoU",),
 }
+#: Detectors whose boxes are derived from their masks: their headline is the mask mAP.
+MASK_FIRST_MODELS = ("Mask2Former", "MaskFormer")
+
+
+def metric_keys(cfg: Config, scope: str) -> Tuple[str, ...]:
+    """The validation metrics to plot and report for ``cfg``, the headline first.
+
+    mmseg configs report ``mIoU``. mmdet configs report the COCO mAPs their evaluator computes
+    (``bbox`` for DINO; ``bbox`` and ``segm`` for Mask R-CNN), the mask mAP first for
+    Mask2Former, whose boxes are those of its masks.
+    """
+    if scope == "mmseg":
+        return METRIC_KEYS["mmseg"]
+    evaluator = cfg.val_evaluator
+    metrics = evaluator.get("metric", "bbox") if isinstance(evaluator, dict) else "bbox"
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    keys = [key for key in METRIC_KEYS["mmdet"] if key.split("/")[1].split("_")[0] in metrics]
+    if cfg.model.type in MASK_FIRST_MODELS:
+        keys.sort(key=lambda key: key != "coco/segm_mAP")
+    return tuple(keys)
+
+
 #: Where each scope's images live in its dataset's ``data_prefix``.
 IMAGE_PREFIX_KEY = {"mmdet": "img", "mmseg": "img_path"}
 
@@ -157,7 +179,7 @@ def run_toy_demo(
     """
     cfg = load_config(config, parse_cfg_options(cfg_options))
     scope = config_scope(cfg)
-    metric_keys = METRIC_KEYS[scope]
+    metrics_shown = metric_keys(cfg, scope)
     if retrain:
         shutil.rmtree(work_dir, ignore_errors=True)
     print(ensure_toy_data(cfg, scope))
@@ -181,7 +203,7 @@ def run_toy_demo(
     plot = plot_curves(
         train_records,
         val_records,
-        metric_keys,
+        metrics_shown,
         osp.join(work_dir, "curves.png"),
         "epoch" if by_epoch else "iteration",
     )
@@ -189,14 +211,14 @@ def run_toy_demo(
         config=config,
         checkpoint=checkpoint,
         train_seconds=train_seconds,
-        test_metrics={k: metrics[k] for k in metric_keys if k in metrics},
+        test_metrics={k: metrics[k] for k in metrics_shown if k in metrics},
         val_curve=[
-            {"step": r["step"], **{k: r[k] for k in metric_keys if k in r}} for r in val_records
+            {"step": r["step"], **{k: r[k] for k in metrics_shown if k in r}} for r in val_records
         ],
         pictures=pictures,
         plot=plot,
     )
     write_summary(summary, summary_file)
-    for line in summary_lines(summary, metric_keys[0], "epoch" if by_epoch else "iter"):
+    for line in summary_lines(summary, metrics_shown[0], "epoch" if by_epoch else "iter"):
         print(f"toy_demo: {line}")
     return summary
