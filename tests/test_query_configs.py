@@ -14,7 +14,7 @@ from mmengine.registry import init_default_scope
 
 import mmrmt  # noqa: F401  (registers RMT and the hooks)
 from mmrmt.models import ARCH_SETTINGS
-from tests.helpers import REPO
+from tests.helpers import REPO, TINY_ARCH
 
 # Derived by building each config here (README, "DINO and Mask2Former"): RMT backbone plus the
 # head of mmdet's / mmseg's config with COCO's 80 (133 panoptic) or ADE20K's 150 classes.
@@ -89,14 +89,6 @@ def unscoped(value):
     return value
 
 
-def setting(cfg: Config, key: str):
-    """``cfg``'s value at the dotted ``key``, as plain Python without ``_scope_`` keys."""
-    value = cfg
-    for part in key.split("."):
-        value = value[part]
-    return unscoped(value)
-
-
 def returned_widths(cfg: Config) -> list:
     dims = ARCH_SETTINGS[cfg.model.backbone.arch]["embed_dims"]
     return [dims[index] for index in cfg.model.backbone.out_indices]
@@ -152,7 +144,27 @@ def test_recipe_is_the_one_of_the_reference_config(name):
         "auto_scale_lr.base_batch_size",
     ):
         assert setting(cfg, key) == setting(ref, key), key
+    assert setting(cfg, "val_dataloader.dataset") == setting(ref, "val_dataloader.dataset")
     assert cfg.auto_scale_lr.base_batch_size == 16
+    if family(name) == "mask2former_coco":
+        assert "seg" not in cfg.train_dataloader.dataset.data_prefix
+        assert "seg" not in cfg.test_dataloader.dataset.data_prefix
+
+
+def setting(cfg: Config, key: str):
+    """``cfg``'s value at the dotted ``key``, as plain Python without ``_scope_`` keys.
+
+    Datasets leave out the ``seg`` prefix of mmdet's Mask2Former instance config: it is its
+    panoptic base's, the instance pipeline never reads it, and ours drops it (tools/train.py
+    checks every data folder a config names).
+    """
+    value = cfg
+    for part in key.split("."):
+        value = value[part]
+    value = unscoped(value)
+    if key.endswith("dataset") and "instances" in value.get("ann_file", ""):
+        value["data_prefix"].pop("seg", None)
+    return value
 
 
 def head_config(cfg: Config) -> dict:
@@ -226,3 +238,27 @@ def test_backbone_learns_at_a_tenth_and_norms_and_embeddings_are_not_decayed(nam
         assert lr == pytest.approx(base_lr * (0.1 if in_backbone else 1.0)), param_name
         exempt = param_name in norms or any(key in param_name for key in embeddings)
         assert decay == (0.0 if exempt else base_decay), param_name
+
+
+@pytest.mark.parametrize(
+    "name, head",
+    [
+        ("det/dino_4scale_rmt_t_toy.py", "encoder"),
+        ("det/mask2former_rmt_t_toy.py", "panoptic_head"),
+        ("seg/mask2former_rmt_t_toy.py", "decode_head"),
+    ],
+)
+def test_flop_counter_runs_the_query_based_heads(name, head):
+    """tools/get_flops.py's count: the heads run (mmseg's Mask2Former head reads the data
+    samples), and the deformable attention's sampling is counted as mmengine's counter does."""
+    from mmrmt.analysis.flops import build_counting_model, count
+
+    cfg = load(name)
+    cfg.model.backbone.arch = TINY_ARCH
+    widths = [TINY_ARCH["embed_dims"][i] for i in cfg.model.backbone.out_indices]
+    (
+        cfg.model.get("neck") or cfg.model.get("panoptic_head") or cfg.model.decode_head
+    ).in_channels = widths
+    analyzer, _ = count(build_counting_model(cfg), cfg.default_scope, 96, 128)
+    assert analyzer.by_module()[head] > 0
+    assert analyzer.by_operator()["grid_sampler"] > 0

@@ -21,6 +21,7 @@ mmdet 2.x's ``forward_dummy``, which runs mask heads on 100 RoIs. It reproduces 
 table, e.g. Mask R-CNN RMT-S 262G, RetinaNet RMT-T 199G at 1280 x 800.
 """
 
+import inspect
 from functools import partial
 from typing import Dict, Tuple
 
@@ -80,6 +81,18 @@ def record_roi_counts(model: nn.Module) -> Dict[str, int]:
     return counts
 
 
+def needs_data_samples(model: nn.Module) -> bool:
+    """Whether the segmentor's decode head reads the data samples in its forward (mmseg's
+    Mask2Former and MaskFormer heads), which mmseg's ``'tensor'`` mode does not pass them."""
+    head = getattr(model, "decode_head", None)
+    return head is not None and "batch_data_samples" in inspect.signature(head.forward).parameters
+
+
+def decode_with_samples(model: nn.Module, data_samples: list, inputs: torch.Tensor):
+    """``'tensor'`` mode of such a segmentor: the decode head's outputs on the image features."""
+    return model.decode_head(model.extract_feat(inputs), data_samples)
+
+
 def count(
     model: nn.Module, scope: str, height: int, width: int
 ) -> Tuple[FlopAnalyzer, Dict[str, int]]:
@@ -88,7 +101,10 @@ def count(
     batch = dict(inputs=[image], data_samples=[data_sample(scope, height, width)])
     batch = model.data_preprocessor(batch, False)
     roi_counts = record_roi_counts(model)
-    model.forward = partial(model.forward, data_samples=batch["data_samples"], mode="tensor")
+    if needs_data_samples(model):
+        model.forward = partial(decode_with_samples, model, batch["data_samples"])
+    else:
+        model.forward = partial(model.forward, data_samples=batch["data_samples"], mode="tensor")
     analyzer = FlopAnalyzer(model, inputs=(batch["inputs"],))
     analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     analyzer.total()  # runs the trace (and the RoI hooks)

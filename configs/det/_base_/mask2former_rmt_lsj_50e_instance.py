@@ -19,6 +19,12 @@ model = dict(
 optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={{_base_.rmt_mask2former_custom_keys}}, norm_decay_mult=0.0)
 )
+# mmdet's instance config inherits its panoptic base's `seg` prefix (panoptic_train2017/), which
+# the instance pipeline never reads: dropped, so the data check of tools/train.py does not ask
+# a COCO instance user for the panoptic folders.
+train_dataloader = dict(dataset=dict(data_prefix=dict(_delete_=True, img="train2017/")))
+val_dataloader = dict(dataset=dict(data_prefix=dict(_delete_=True, img="val2017/")))
+test_dataloader = val_dataloader
 default_hooks = {{_base_.rmt_atomic_hooks}}
 # Multi-scale deformable attention stays in fp32 under --amp (mmrmt.engine.precision).
 custom_hooks = [dict(type="DeformableAttentionFP32Hook")]
