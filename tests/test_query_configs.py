@@ -117,6 +117,9 @@ def test_config_imports_mmrmt_and_writes_atomically(name):
     assert cfg.custom_imports == dict(imports=["mmrmt"], allow_failed_imports=False)
     assert cfg.default_hooks.checkpoint.type == "AtomicCheckpointHook"
     assert cfg.default_hooks.logger.type == "AtomicLoggerHook"
+    # Iteration-based schedules log validation metrics at their iteration, not all at epoch 0.
+    iteration_based = cfg.train_cfg.type == "IterBasedTrainLoop"
+    assert cfg.default_hooks.logger.get("log_metric_by_epoch", True) == (not iteration_based)
     assert dict(type="DeformableAttentionFP32Hook") in cfg.custom_hooks
 
 

@@ -222,3 +222,19 @@ def test_draw_predictions_keeps_the_image_size_without_a_display_size(tmp_path):
     cfg = Config.fromfile(str(SEG_CONFIG))
     [picture] = draw_predictions(cfg, None, [image], str(tmp_path / "pred"))
     assert read_png(Path(picture)).shape == (96, 128, 3)
+
+
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        ("det/maskrcnn_rmt_t_toy.py", ("coco/bbox_mAP", "coco/segm_mAP")),
+        ("det/dino_4scale_rmt_t_toy.py", ("coco/bbox_mAP",)),
+        ("det/mask2former_rmt_t_toy.py", ("coco/segm_mAP", "coco/bbox_mAP")),
+        ("seg/fpn_rmt_t_toy.py", ("mIoU",)),
+        ("seg/mask2former_rmt_t_toy.py", ("mIoU",)),
+    ],
+)
+def test_demo_reports_the_metrics_the_evaluator_computes_headline_first(config, expected):
+    """DINO has no masks; Mask2Former's boxes are its masks' boxes, so its headline is segm."""
+    cfg = Config.fromfile(str(REPO / "configs" / config))
+    assert demo_pipeline.metric_keys(cfg, config_scope(cfg)) == expected
