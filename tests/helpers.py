@@ -30,3 +30,23 @@ def load_tool(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def build_initialised(cfg):
+    """The config's model with ``init_weights()`` applied, as a Runner does before training.
+
+    ``build_model`` leaves weights as the modules' ``__init__`` made them, and some are not
+    initialised there: DINO's ``level_embed`` is ``nn.Parameter(torch.Tensor(...))``, whatever
+    the allocator hands out, NaN at times, which made DINO's outputs NaN now and then.
+
+    Args:
+        cfg (mmengine.config.Config): The config.
+
+    Returns:
+        torch.nn.Module: The model, in training mode.
+    """
+    from mmrmt.utils import build_model
+
+    model = build_model(cfg)
+    model.init_weights()
+    return model

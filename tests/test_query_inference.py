@@ -10,9 +10,8 @@ import torch
 from mmengine.config import Config
 
 import mmrmt  # noqa: F401
-from mmrmt.utils import build_model
 from mmrmt.visualization.photos import load_image
-from tests.helpers import REPO, TINY_ARCH
+from tests.helpers import REPO, TINY_ARCH, build_initialised
 
 TOY_CONFIGS = {
     "dino": "configs/det/dino_4scale_rmt_t_toy.py",
@@ -33,7 +32,7 @@ def tiny_toy(kind: str, folder: Path) -> tuple:
         f"{part}=dict(in_channels={widths!r}))\n"
     )
     torch.manual_seed(0)
-    model = build_model(Config.fromfile(str(config)))
+    model = build_initialised(Config.fromfile(str(config)))
     classes = cfg.train_dataloader.dataset.metainfo.classes
     checkpoint = folder / f"{kind}_tiny.pth"
     torch.save(

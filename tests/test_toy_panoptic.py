@@ -18,8 +18,7 @@ import mmrmt.datasets.panoptic  # noqa: F401  (registers LoadPanopticAnnotations
 from mmrmt.toy_data import make_toy_coco, make_toy_coco_panoptic
 from mmrmt.toy_data.coco import CATEGORIES, ToyCocoSpec
 from mmrmt.toy_data.coco_panoptic import id_to_rgb, rgb_to_id
-from mmrmt.utils import build_model
-from tests.helpers import REPO, TINY_ARCH
+from tests.helpers import REPO, TINY_ARCH, build_initialised
 
 TOY_CONFIG = REPO / "configs" / "det" / "mask2former_rmt_t_panoptic_toy.py"
 
@@ -101,7 +100,7 @@ def test_mmdets_panoptic_dataset_reads_it_without_panopticapi(toy_root):
 
 def test_panoptic_mask2former_takes_a_training_step(toy_root):
     cfg = panoptic_config(toy_root)
-    model = build_model(cfg).train()
+    model = build_initialised(cfg).train()
     from mmdet.registry import DATASETS
 
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
