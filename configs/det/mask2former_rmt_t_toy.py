@@ -3,7 +3,7 @@
 # for a 2-core CPU. The model is mask2former_rmt_t_coco.py's: the full RMT-T, the
 # deformable-attention pixel decoder and the masked-attention transformer decoder, Hungarian
 # matching on class, mask and dice costs with point sampling. What is shrunk for the toy task:
-# 128-dim pixel decoder (2 encoder layers) and transformer decoder (3 layers, one round over the
+# 128-dim pixel decoder (2 encoder layers) and transformer decoder (6 layers, two rounds over the
 # 3 levels, FFN 512), 20 queries for at most 4 objects, 1024 sampled points per mask (a 24x24
 # stride-4 mask has 576 pixels), no stochastic depth, the backbone at the full lr, AdamW lr 4e-4
 # with a short warm-up and cosine decay, and the toy pipeline (resize and flip) instead of LSJ.
@@ -45,7 +45,7 @@ model = dict(
         ),
         positional_encoding=dict(num_feats=channels // 2),
         transformer_decoder=dict(
-            num_layers=3,
+            num_layers=6,
             layer_cfg=dict(
                 self_attn_cfg=dict(embed_dims=channels),
                 cross_attn_cfg=dict(embed_dims=channels),
@@ -103,8 +103,8 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + "annotations/instances_val.json")
 test_evaluator = val_evaluator
 
-max_iters = 1200
-train_cfg = dict(max_iters=max_iters, val_interval=200, dynamic_intervals=None)
+max_iters = 2400
+train_cfg = dict(max_iters=max_iters, val_interval=400, dynamic_intervals=None)
 # Every parameter at the full lr (from scratch), norms undecayed.
 optim_wrapper = dict(
     optimizer=dict(lr=4e-4), paramwise_cfg=dict(_delete_=True, norm_decay_mult=0.0)
@@ -116,7 +116,7 @@ param_scheduler = [
 auto_scale_lr = dict(enable=False, base_batch_size=4)
 default_hooks = dict(
     logger=dict(interval=10),
-    checkpoint=dict(interval=200, max_keep_ckpts=-1),
+    checkpoint=dict(interval=400, max_keep_ckpts=-1),
 )
 log_processor = dict(window_size=10)
 randomness = dict(seed=0)
