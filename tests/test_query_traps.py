@@ -198,14 +198,24 @@ def odd_size_batch(model) -> dict:
     return model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
 
 
+def odd_size_case(kind: str, padded: tuple, halvings: tuple) -> tuple:
+    """The toy ``kind`` model, the odd-size batch padded to ``padded``, and the map shapes
+    expected after each number of stride-2 convs in ``halvings``.
+
+    Returns:
+        tuple: (model in eval mode, preprocessed batch, list of (H, W) per level).
+    """
+    model = build_initialised(toy_config(kind)).eval()
+    batch = odd_size_batch(model)
+    height, width = batch["inputs"].shape[-2:]
+    assert (height, width) == padded
+    return model, batch, [(halved(height, k), halved(width, k)) for k in halvings]
+
+
 def test_odd_input_sizes_line_up_with_dinos_encoder_levels():
     """Every stride-2 conv of RMT rounds up; the encoder's level shapes must be the neck's map
     shapes (strides 8, 16, 32 and ChannelMapper's stride-64 conv), and prediction must run."""
-    model = build_initialised(toy_config("dino")).eval()
-    batch = odd_size_batch(model)
-    height, width = batch["inputs"].shape[-2:]
-    assert (height, width) == (800, 1201)
-    expected = [(halved(height, k), halved(width, k)) for k in (3, 4, 5, 6)]
+    model, batch, expected = odd_size_case("dino", (800, 1201), (3, 4, 5, 6))
     with torch.no_grad():
         features = model.extract_feat(batch["inputs"])
         assert [tuple(f.shape[-2:]) for f in features] == expected
@@ -218,11 +228,7 @@ def test_odd_input_sizes_line_up_with_dinos_encoder_levels():
 def test_odd_input_sizes_line_up_with_mask2formers_pixel_decoder():
     """The pixel decoder's mask features are the stride-4 map's shape and its three attention
     levels are the stride-32, -16 and -8 maps' shapes; prediction returns full-size masks."""
-    model = build_initialised(toy_config("mask2former")).eval()
-    batch = odd_size_batch(model)
-    height, width = batch["inputs"].shape[-2:]
-    assert (height, width) == (800, 1216)
-    expected = [(halved(height, k), halved(width, k)) for k in (2, 3, 4, 5)]
+    model, batch, expected = odd_size_case("mask2former", (800, 1216), (2, 3, 4, 5))
     with torch.no_grad():
         features = model.extract_feat(batch["inputs"])
         assert [tuple(f.shape[-2:]) for f in features] == expected
