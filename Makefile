@@ -49,7 +49,7 @@ demo: install toy-data
 demo-seg: install toy-data
 	$(PY) tools/toy_demo.py configs/seg/fpn_rmt_t_toy.py --work-dir work_dirs/demo_seg
 
-# The query-based toy runs (README, "DINO and Mask2Former"): about 20, 10 and 10 minutes.
+# The query-based toy runs (README, "DINO and Mask2Former"): about 25, 23 and 14 minutes.
 demo-dino: install toy-data
 	$(PY) tools/toy_demo.py configs/det/dino_4scale_rmt_t_toy.py --work-dir work_dirs/demo_dino
 

@@ -43,10 +43,9 @@ def build_initialised(cfg):
         cfg (mmengine.config.Config): The config.
 
     Returns:
-        torch.nn.Module: The model, in training mode.
+        torch.nn.Module: The model under seed 0 (:func:`mmrmt.utils.load_model`), in training
+        mode.
     """
-    from mmrmt.utils import build_model
+    from mmrmt.utils import load_model
 
-    model = build_model(cfg)
-    model.init_weights()
-    return model
+    return load_model(cfg, initialise=lambda model: model.init_weights(), mode="train")

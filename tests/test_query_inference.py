@@ -31,7 +31,6 @@ def tiny_toy(kind: str, folder: Path) -> tuple:
         f"model = dict(backbone=dict(arch=dict(_delete_=True, **{TINY_ARCH!r})), "
         f"{part}=dict(in_channels={widths!r}))\n"
     )
-    torch.manual_seed(0)
     model = build_initialised(Config.fromfile(str(config)))
     classes = cfg.train_dataloader.dataset.metainfo.classes
     checkpoint = folder / f"{kind}_tiny.pth"

@@ -40,3 +40,9 @@ rmt_dino_custom_keys = dict(
 rmt_atomic_hooks = dict(
     checkpoint=dict(type="AtomicCheckpointHook"), logger=dict(type="AtomicLoggerHook")
 )
+# The same for iteration-based schedules that mmdet's bases log by epoch (Mask2Former on COCO):
+# validation metrics at their iteration, or every point of a learning curve lands on epoch 0.
+rmt_atomic_iteration_hooks = dict(
+    checkpoint=dict(type="AtomicCheckpointHook"),
+    logger=dict(type="AtomicLoggerHook", log_metric_by_epoch=False),
+)

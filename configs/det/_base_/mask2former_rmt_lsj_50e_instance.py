@@ -25,11 +25,6 @@ optim_wrapper = dict(
 train_dataloader = dict(dataset=dict(data_prefix=dict(_delete_=True, img="train2017/")))
 val_dataloader = dict(dataset=dict(data_prefix=dict(_delete_=True, img="val2017/")))
 test_dataloader = val_dataloader
-# Iteration-based: validation metrics are logged at their iteration (mmdet's base logs them at
-# epoch 0, so every point of a learning curve lands on step 0).
-default_hooks = dict(
-    checkpoint=dict(type="AtomicCheckpointHook"),
-    logger=dict(type="AtomicLoggerHook", log_metric_by_epoch=False),
-)
+default_hooks = {{_base_.rmt_atomic_iteration_hooks}}
 # Multi-scale deformable attention stays in fp32 under --amp (mmrmt.engine.precision).
 custom_hooks = [dict(type="DeformableAttentionFP32Hook")]

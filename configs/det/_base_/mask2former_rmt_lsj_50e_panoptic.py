@@ -19,11 +19,6 @@ model = dict(
 optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={{_base_.rmt_mask2former_custom_keys}}, norm_decay_mult=0.0)
 )
-# Iteration-based: validation metrics are logged at their iteration (mmdet's base logs them at
-# epoch 0, so every point of a learning curve lands on step 0).
-default_hooks = dict(
-    checkpoint=dict(type="AtomicCheckpointHook"),
-    logger=dict(type="AtomicLoggerHook", log_metric_by_epoch=False),
-)
+default_hooks = {{_base_.rmt_atomic_iteration_hooks}}
 # Multi-scale deformable attention stays in fp32 under --amp (mmrmt.engine.precision).
 custom_hooks = [dict(type="DeformableAttentionFP32Hook")]
