@@ -14,7 +14,7 @@ install: $(STAMP)
 # isolation, and its setup.py imports pkg_resources, so setuptools<70 is installed for that build
 # (pip warns that torch wants a newer one; the next step installs the pinned one). pip's wheel cache makes a
 # second install fast.
-$(STAMP): requirements.txt setup.py
+$(STAMP): requirements.txt setup.py $(wildcard mmrmt/csrc/*.cpp)
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PIP) install -q $(CONSTRAINTS) torch numpy wheel
 	$(PIP) install -q "setuptools<70"

@@ -1,5 +1,10 @@
 """Install mmrmt, the RMT backbone plugin for mmdet 3.x and mmseg 1.x.
 
+``mmrmt._ext``, the CPU depthwise-conv kernels of ``mmrmt/csrc``, is compiled when torch is
+importable at build time (``pip install --no-build-isolation``) and ``MMRMT_WITH_OPS`` is not
+``0``, as mmcv does with ``MMCV_WITH_OPS``; without it the package runs PyTorch's own conv (the same
+function, slower to train on the CPU).
+
 Like mmdet's and mmseg's ``setup.py``, the install also fills ``mmrmt/.mim`` with the configs,
 the tools and ``model-index.yml``: symlinks into this checkout for an editable install, copies in
 a wheel (through ``build_py``, so the checkout itself is never changed by a build). mmengine reads
@@ -58,8 +63,28 @@ class BuildPyWithMim(build_py):
                 shutil.copy2(source, osp.join(mim_dir, name))
 
 
+def extension_build() -> dict:
+    """``ext_modules`` and ``cmdclass`` entries for ``mmrmt._ext``, or none where it is skipped."""
+    if os.environ.get("MMRMT_WITH_OPS", "1") == "0":
+        return {}
+    try:
+        from torch.utils.cpp_extension import BuildExtension, CppExtension
+    except ImportError:
+        print("mmrmt: torch is not importable at build time, building without mmrmt._ext")
+        return {}
+    extension = CppExtension(
+        "mmrmt._ext", ["mmrmt/csrc/depthwise_conv.cpp"], extra_compile_args=["-O3"]
+    )
+    return dict(ext_modules=[extension], build_ext=BuildExtension.with_options(use_ninja=False))
+
+
 if {"develop", "editable_wheel"} & set(sys.argv):
     link_mim_files()
+
+EXTENSION = extension_build()
+COMMANDS = {"build_py": BuildPyWithMim}
+if "build_ext" in EXTENSION:
+    COMMANDS["build_ext"] = EXTENSION["build_ext"]
 
 setup(
     name="mmrmt",
@@ -68,7 +93,8 @@ setup(
     long_description=open(osp.join(HERE, "README.md"), encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["mmrmt", "mmrmt.*"]),
-    cmdclass={"build_py": BuildPyWithMim},
+    cmdclass=COMMANDS,
+    ext_modules=EXTENSION.get("ext_modules", []),
     python_requires=">=3.8",
     # Ranges, not pins: GPU users keep their CUDA torch. requirements.txt pins the tested stack.
     install_requires=[

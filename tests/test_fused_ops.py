@@ -7,7 +7,7 @@ from torch import nn
 
 from mmrmt.models import RMT
 from mmrmt.models.layers import fused_ops
-from mmrmt.models.layers.retention import DepthwiseConv2d
+from mmrmt.models.layers.depthwise_conv import DepthwiseConv2d
 from tests.conftest import randomize_buffers_and_norms
 
 

@@ -1,5 +1,6 @@
 """Building blocks of RMT: position tables and Manhattan Self-Attention."""
 
+from .depthwise_conv import DepthwiseConv2d, depthwise_kernels, depthwise_kernels_available
 from .flex_attention import FLEX_AVAILABLE, compiled_variants
 from .position import (
     RetentionPosition,
@@ -9,7 +10,7 @@ from .position import (
     manhattan_distance,
     rotary_frequencies,
 )
-from .retention import DepthwiseConv2d, ManhattanSelfAttention, rotate_every_two, theta_shift
+from .retention import ManhattanSelfAttention, rotate_every_two, theta_shift
 
 __all__ = [
     "DepthwiseConv2d",
@@ -19,6 +20,8 @@ __all__ = [
     "RetentionTables",
     "axis_distance",
     "compiled_variants",
+    "depthwise_kernels",
+    "depthwise_kernels_available",
     "head_decay_rates",
     "manhattan_distance",
     "rotary_frequencies",

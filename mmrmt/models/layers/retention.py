@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .depthwise_conv import DepthwiseConv2d
 from .flex_attention import flex_decomposed_attention, flex_full_attention, flex_runs
 from .fused_ops import fused_linear
 from .position import RetentionTables
@@ -71,36 +72,6 @@ def rotate_every_two(x: Tensor) -> Tensor:
 def theta_shift(x: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
     """Apply RetNet's rotary phases: ``x * cos + rotate_every_two(x) * sin``."""
     return x * cos + rotate_every_two(x) * sin
-
-
-class DepthwiseConv2d(nn.Module):
-    """Depthwise conv applied to channels-last maps (kept as ``.conv`` for the authors' keys).
-
-    The (B, H, W, C) input is handed to the conv as a channels-last NCHW view, and the conv's
-    channels-last output viewed back: no layout copy either way.
-
-    Args:
-        channels (int): Channels in and out.
-        kernel_size (int): Square kernel size; padding keeps the size.
-        residual (bool): Return ``x + conv(x)``, computed as one conv whose kernel centre is
-            raised by 1 (the same function, without a separate add over the map).
-    """
-
-    def __init__(self, channels: int, kernel_size: int, residual: bool = False) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, kernel_size, 1, kernel_size // 2, groups=channels)
-        self.residual = residual
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x (Tensor): (B, H, W, C). Returns (B, H, W, C)."""
-        maps = x.permute(0, 3, 1, 2)
-        if not self.residual:
-            return self.conv(maps).permute(0, 2, 3, 1)
-        weight = self.conv.weight
-        centre = self.conv.kernel_size[0] // 2
-        identity = F.pad(weight.new_ones(weight.shape[0], 1, 1, 1), [centre] * 4)
-        out = F.conv2d(maps, weight + identity, self.conv.bias, 1, centre, 1, self.conv.groups)
-        return out.permute(0, 2, 3, 1)
 
 
 class ManhattanSelfAttention(nn.Module):

@@ -1,0 +1,157 @@
+"""Depthwise convs over channels-last maps, and a CPU kernel for their weight gradient.
+
+RMT runs three depthwise convs per block: the CPE (3x3), LePE (5x5) and the FFN's (3x3), all with
+stride 1 and "same" padding, all over (B, H, W, C) maps. oneDNN's forward pass over channels-last
+maps is fast, but its weight gradient for 5x5 kernels is 10-20x slower than the forward pass
+(docs/benchmarks.md), and that made the depthwise convs' backward the largest gap between RMT-S's
+training step and Swin-T's.
+
+``mmrmt._ext`` (``mmrmt/csrc/depthwise_conv.cpp``, compiled by ``pip install``) computes that
+gradient directly on channels-last maps. Where autograd records the conv on the CPU (training),
+:class:`DepthwiseConv2d` runs :class:`DepthwiseConvFunction`: oneDNN's forward conv, the input
+gradient as oneDNN's forward conv with the kernel flipped (faster than its backward kernel), the
+weight gradient from ``mmrmt._ext``. Elsewhere, and without the compiled extension
+(``MMRMT_WITH_OPS=0`` at install, or no compiler), everything runs through PyTorch's own conv: the
+same function.
+"""
+
+import contextlib
+from typing import Iterator, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from .position import is_exporting
+
+try:
+    from mmrmt import _ext
+except ImportError:  # installed without the compiled ops
+    _ext = None
+
+#: dtypes the compiled kernel takes.
+KERNEL_DTYPES = (torch.float32, torch.float64)
+_kernels_enabled = True
+
+
+def depthwise_kernels_available() -> bool:
+    """Whether ``mmrmt._ext``, the compiled depthwise-conv kernel, could be imported."""
+    return _ext is not None
+
+
+@contextlib.contextmanager
+def depthwise_kernels(enabled: bool) -> Iterator[None]:
+    """Use (or, ``enabled=False``, bypass) the compiled kernel inside the block.
+
+    The benchmark compares both paths in one process; results agree to float rounding.
+
+    Args:
+        enabled (bool): Whether :class:`DepthwiseConv2d` may use ``mmrmt._ext``.
+    """
+    global _kernels_enabled
+    previous, _kernels_enabled = _kernels_enabled, enabled
+    try:
+        yield
+    finally:
+        _kernels_enabled = previous
+
+
+def kernels_run(x: Tensor, weight: Tensor) -> bool:
+    """Whether :class:`DepthwiseConv2d` runs :class:`DepthwiseConvFunction` for ``x``, ``weight``.
+
+    Only where autograd records the conv (the gain is in the backward pass), on the CPU, in the
+    dtypes the kernel compiles for, and never in traced graphs (ONNX, torch.export,
+    torch.compile, jit), which keep the plain conv their backends and counters know.
+    """
+    if _ext is None or not _kernels_enabled:
+        return False
+    if x.device.type != "cpu" or x.dtype not in KERNEL_DTYPES or weight.dtype != x.dtype:
+        return False
+    if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
+        return False
+    return not (is_exporting() or torch.compiler.is_compiling() or torch.jit.is_tracing())
+
+
+def conv(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+    """oneDNN's depthwise conv of a (B, H, W, C) map, handed over as a channels-last NCHW view:
+    no layout copy either way. Returns (B, H, W, C)."""
+    padding = weight.shape[-1] // 2
+    out = F.conv2d(x.permute(0, 3, 1, 2), weight, bias, 1, padding, 1, weight.shape[0])
+    return out.permute(0, 2, 3, 1)
+
+
+class DepthwiseConvFunction(torch.autograd.Function):
+    """``conv2d(x, weight, bias, padding=k // 2, groups=C)`` on (B, H, W, C) maps, its weight
+    gradient from ``mmrmt._ext``.
+
+    With stride 1 and "same" padding the input gradient is the conv of the output gradient with
+    the kernel flipped; the weight gradient is a per-channel correlation of the output gradient
+    with the input (the compiled kernel); the bias gradient a sum.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+        """x (B, H, W, C), weight (C, 1, k, k), bias (C,) or None. Returns (B, H, W, C)."""
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return conv(x, weight, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], ...]:
+        """Gradients for ``x``, ``weight`` and ``bias``."""
+        x, weight = ctx.saved_tensors
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = conv(grad, weight.flip(-1, -2), None)
+        if ctx.needs_input_grad[1]:
+            grad_weight = _ext.depthwise_weight_grad(
+                grad.contiguous(), x.contiguous(), weight.shape[-1]
+            )
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad.sum((0, 1, 2))
+        return grad_x, grad_weight, grad_bias
+
+
+def depthwise_conv(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+    """Stride-1, "same"-padded depthwise conv of a (B, H, W, C) map.
+
+    Args:
+        x (Tensor): (B, H, W, C).
+        weight (Tensor): (C, 1, k, k), ``k`` odd.
+        bias (Tensor | None): (C,).
+
+    Returns:
+        Tensor: (B, H, W, C); a channels-last view of the conv's output on the oneDNN path.
+    """
+    if kernels_run(x, weight):
+        return DepthwiseConvFunction.apply(x, weight, bias)
+    return conv(x, weight, bias)
+
+
+class DepthwiseConv2d(nn.Module):
+    """Depthwise conv applied to channels-last maps (kept as ``.conv`` for the authors' keys).
+
+    Args:
+        channels (int): Channels in and out.
+        kernel_size (int): Square, odd kernel size; padding keeps the size.
+        residual (bool): Return ``x + conv(x)``, computed as one conv whose kernel centre is
+            raised by 1 (the same function, without a separate add over the map).
+    """
+
+    def __init__(self, channels: int, kernel_size: int, residual: bool = False) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"DepthwiseConv2d needs an odd kernel_size, got {kernel_size}")
+        self.conv = nn.Conv2d(channels, channels, kernel_size, 1, kernel_size // 2, groups=channels)
+        self.residual = residual
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (Tensor): (B, H, W, C). Returns (B, H, W, C)."""
+        weight = self.conv.weight
+        if self.residual:
+            centre = self.conv.kernel_size[0] // 2
+            identity = F.pad(weight.new_ones(weight.shape[0], 1, 1, 1), [centre] * 4)
+            weight = weight + identity
+        return depthwise_conv(x, weight, self.conv.bias)

@@ -1,0 +1,129 @@
+"""The depthwise convs of RMT and ``mmrmt._ext``'s weight-gradient kernel behind them.
+
+The kernel is checked against PyTorch's own conv (its autograd, in float64) and by
+``torch.autograd.gradcheck``; the module against the stock path it replaces in training.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmrmt.models.layers import depthwise_conv as dw
+from mmrmt.models.layers.depthwise_conv import (
+    DepthwiseConv2d,
+    DepthwiseConvFunction,
+    depthwise_kernels,
+    depthwise_kernels_available,
+)
+
+
+def stock_conv(x, weight, bias):
+    """PyTorch's depthwise conv of a (B, H, W, C) map: the independent reference."""
+    maps = x.permute(0, 3, 1, 2)
+    out = F.conv2d(maps, weight, bias, 1, weight.shape[-1] // 2, 1, weight.shape[0])
+    return out.permute(0, 2, 3, 1)
+
+
+def test_the_install_compiled_the_kernel():
+    # make install builds mmrmt._ext; a silent fallback would hide a broken build.
+    assert depthwise_kernels_available()
+
+
+# Odd sizes, channel counts off the kernel's vector width, maps smaller than the kernel.
+SHAPES = [(2, 7, 9, 5, 3), (1, 6, 5, 24, 5), (2, 3, 2, 17, 5), (1, 1, 1, 3, 3), (1, 4, 6, 80, 7)]
+
+
+@pytest.mark.parametrize("batch, height, width, channels, kernel", SHAPES)
+def test_weight_gradient_matches_pytorchs_conv_in_float64(batch, height, width, channels, kernel):
+    generator = torch.Generator().manual_seed(0)
+    shape = (batch, height, width, channels)
+    x = torch.randn(shape, dtype=torch.float64, generator=generator)
+    grad = torch.randn(shape, dtype=torch.float64, generator=generator)
+    weight = torch.randn(channels, 1, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    stock_conv(x, weight, None).backward(grad)
+    ours = dw._ext.depthwise_weight_grad(grad, x, kernel)
+    assert ours.shape == weight.shape
+    torch.testing.assert_close(ours, weight.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_function_passes_gradcheck(kernel, bias):
+    generator = torch.Generator().manual_seed(1)
+
+    def leaf(*shape):
+        return torch.randn(*shape, generator=generator, dtype=torch.float64).requires_grad_()
+
+    x, weight = leaf(2, 5, 6, 3), leaf(3, 1, kernel, kernel)
+    bias_value = leaf(3) if bias else None
+    assert torch.autograd.gradcheck(DepthwiseConvFunction.apply, (x, weight, bias_value))
+
+
+@pytest.mark.parametrize("residual, kernel", [(False, 5), (True, 3)])
+def test_training_path_matches_the_stock_conv(residual, kernel):
+    torch.manual_seed(0)
+    module = DepthwiseConv2d(40, kernel, residual=residual)
+    x = torch.randn(2, 33, 47, 40)
+    grad = torch.randn(2, 33, 47, 40)
+
+    def run(enabled, dtype):
+        model = module.to(dtype)
+        inputs = x.to(dtype, copy=True).requires_grad_()
+        with depthwise_kernels(enabled):
+            out = model(inputs)
+        out.backward(grad.to(dtype))
+        result = (out, inputs.grad, model.conv.weight.grad, model.conv.bias.grad)
+        model.zero_grad(set_to_none=True)
+        return [tensor.double() for tensor in result]
+
+    # float64 through PyTorch's conv is the reference; both float32 paths are held to it.
+    reference = run(False, torch.float64)
+    ours, stock = run(True, torch.float32), run(False, torch.float32)
+    for mine, theirs, exact in zip(ours, stock, reference):
+        tolerance = 1e-5 * exact.abs().max().item()  # float32 sums of ~3000 products
+        torch.testing.assert_close(mine, exact, rtol=0, atol=tolerance)
+        torch.testing.assert_close(theirs, exact, rtol=0, atol=tolerance)
+
+
+def test_the_kernel_runs_only_where_autograd_records_the_conv(monkeypatch):
+    calls = []
+    monkeypatch.setattr(DepthwiseConvFunction, "apply", lambda *args: calls.append(args))
+    module = DepthwiseConv2d(8, 3)
+    x = torch.randn(1, 4, 4, 8)
+    module(x)  # weights need gradients: training
+    assert len(calls) == 1
+    with torch.no_grad():
+        module(x)
+    with depthwise_kernels(False):
+        module(x)
+    module.bfloat16()(x.bfloat16())  # a dtype the kernel is not compiled for
+    assert len(calls) == 1
+
+
+def test_gradients_agree_across_thread_counts():
+    # Each thread sums its own rows; the totals may only differ by float rounding.
+    x, grad = torch.randn(2, 64, 48, 32), torch.randn(2, 64, 48, 32)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = dw._ext.depthwise_weight_grad(grad, x, 5)
+        torch.set_num_threads(2)
+        two = dw._ext.depthwise_weight_grad(grad, x, 5)
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(one, two, rtol=1e-5, atol=1e-4)
+
+
+def test_kernel_names_bad_inputs():
+    x = torch.randn(1, 4, 4, 8)
+    with pytest.raises(RuntimeError, match="of one shape"):
+        dw._ext.depthwise_weight_grad(x, x[:, :3], 3)
+    with pytest.raises(RuntimeError, match="odd kernel size"):
+        dw._ext.depthwise_weight_grad(x, x, 4)
+    with pytest.raises(RuntimeError, match="share a dtype"):
+        dw._ext.depthwise_weight_grad(x, x.double(), 3)
+
+
+def test_an_even_kernel_is_refused_by_name():
+    with pytest.raises(ValueError, match="odd kernel_size, got 4"):
+        DepthwiseConv2d(8, 4)
