@@ -316,3 +316,20 @@ def test_flex_candidate_shares_the_model_and_switches_it_to_flex():
 
     assert flex.name == "RMT-T flex" and flex.build()[0] is model
     assert masa_impls(model) == {"flex"}
+
+
+def test_fast_noext_times_the_shared_model_with_pytorchs_depthwise_conv():
+    from mmrmt.models.layers import depthwise_conv
+
+    candidates = arch_candidates("t", options("--arch", "t", "--impls", "fast", "fast-noext"))
+    fast, noext = candidates
+    model = fast.build()[0]
+    try:
+        noext.prepare(model)
+        assert not depthwise_conv._kernels_enabled
+        assert noext.name == "RMT-T fast-noext" and noext.build()[0] is model
+        assert masa_impls(model) == {"fast"}
+        fast.prepare(model)
+        assert depthwise_conv._kernels_enabled
+    finally:
+        depthwise_conv.set_depthwise_kernels(True)

@@ -96,3 +96,32 @@ def test_cpu_inference_through_onednn_matches_the_float64_op_by_op_model(arch):
         expected = model.double()(x.double())  # float64: F.linear and element-wise ops
     for out, ref in zip(fused, expected):
         assert relative_error(out, ref) < 1e-4
+
+
+def unbanded_ffn(ffn, x, residual, scale):
+    """The FFN's formula, op by op: ``residual + scale * fc2(h + dwconv(h))``, h = GELU(fc1(x))."""
+    hidden = F.gelu(ffn.fc1(x))
+    maps = hidden.permute(0, 3, 1, 2)
+    conv = ffn.dwconv.conv
+    hidden = hidden + F.conv2d(maps, conv.weight, conv.bias, 1, 1, 1, conv.groups).permute(
+        0, 2, 3, 1
+    )
+    return residual + scale * ffn.fc2(hidden)
+
+
+@pytest.mark.parametrize("batch, height", [(1, 13), (2, 11), (1, 5)])
+def test_cpu_inference_ffn_over_bands_of_rows_is_the_same_function(monkeypatch, batch, height):
+    from mmrmt.models.backbones import rmt
+
+    torch.manual_seed(0)
+    ffn = rmt.ConvFFN(16, 48).eval()
+    x, residual, scale = torch.randn(batch, height, 9, 16), torch.randn(batch, height, 9, 16), 0.5
+    # Bands of 4 rows (the fewest allowed) over maps of 5 to 13 rows: every band position.
+    monkeypatch.setattr(rmt, "FFN_CHUNK_BYTES", batch * 9 * 48 * 4 * 6)
+    with torch.no_grad():
+        assert ffn.rows_per_chunk(x) == 4
+        banded = ffn(x, residual, torch.full((16,), scale))
+        expected = unbanded_ffn(ffn, x, residual, scale)
+    assert relative_error(banded, expected) < 1e-5
+    # Training keeps the whole map (the bands are an inference path).
+    assert ffn.rows_per_chunk(x.requires_grad_()) == height

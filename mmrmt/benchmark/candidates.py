@@ -22,15 +22,21 @@ from ..baselines import SWIN_T, SWIN_T_DIMS, swin_t_kwargs
 from ..errors import InvalidValueError
 from ..models import RMT, resolve_arch, set_attention_impl
 from ..models.layers import RetentionPosition
+from ..models.layers.depthwise_conv import set_depthwise_kernels
 from ..utils import build_model, config_scope, load_config
 from ..utils.config import config_dicts
 from .steps import Step, backbone_step, config_inputs, config_step
 
-#: ``--impls``: RMT's MaSA implementations and the Swin-T baseline.
-IMPLS = ("fast", "reference", "flex", "swin")
+#: ``--impls``: RMT's MaSA implementations, ``'fast'`` without ``mmrmt._ext``'s depthwise-conv
+#: kernel (PyTorch's own conv backward: the before/after of that kernel), and the Swin-T baseline.
+IMPLS = ("fast", "reference", "flex", "fast-noext", "swin")
+#: Candidates that run an RMT, and the MaSA implementation each sets.
+RMT_IMPLS = {"fast": "fast", "reference": "reference", "flex": "flex", "fast-noext": "fast"}
 #: The default ``--impls`` on the CPU: there ``'flex'`` runs eagerly and unfused, forward only
 #: (a check path, not a kernel), so it is timed only when asked for.
 CPU_DEFAULT_IMPLS = ("fast", "reference", "swin")
+#: The default ``--impls`` on CUDA, where the depthwise-conv kernel never runs.
+CUDA_DEFAULT_IMPLS = ("fast", "reference", "flex", "swin")
 #: Group of the Swin-T backbone, the baseline of every ``--arch`` group.
 SWIN_BACKBONE_GROUP = "backbones"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -119,7 +125,7 @@ def arch_candidates(arch: str, args: argparse.Namespace) -> List[Candidate]:
             prepare=_switch_attention(impl),
         )
         for impl in args.impls
-        if impl != "swin"
+        if impl in RMT_IMPLS
     ]
 
 
@@ -224,7 +230,8 @@ def config_candidates(path: str, args: argparse.Namespace) -> List[Candidate]:
 
     rmt = _shared(builder(cfg.model))
     swin_model = swin_config(cfg, out_indices, [dims[i] for i in out_indices]).model
-    builders = {"fast": rmt, "reference": rmt, "flex": rmt, "swin": builder(swin_model)}
+    builders = {impl: rmt for impl in RMT_IMPLS}
+    builders["swin"] = builder(swin_model)
 
     def with_step(build: Callable[[], nn.Module]) -> Build:
         def build_with_step() -> Tuple[nn.Module, Step]:
@@ -233,7 +240,7 @@ def config_candidates(path: str, args: argparse.Namespace) -> List[Candidate]:
 
         return build_with_step
 
-    names = {impl: f"{group} {impl}" for impl in ("fast", "reference", "flex")}
+    names = {impl: f"{group} {impl}" for impl in RMT_IMPLS}
     return [
         Candidate(
             name=names.get(impl, f"{group} with Swin-T"),
@@ -247,10 +254,12 @@ def config_candidates(path: str, args: argparse.Namespace) -> List[Candidate]:
 
 
 def _switch_attention(impl: str) -> Callable[[nn.Module], None]:
-    """A ``prepare`` that sets every MaSA of the (shared) model to ``impl``."""
+    """A ``prepare`` that sets every MaSA of the (shared) model to ``impl``'s implementation,
+    and the depthwise-conv kernel on (off for ``'fast-noext'``)."""
 
     def prepare(model: nn.Module) -> None:
-        set_attention_impl(model, impl)
+        set_attention_impl(model, RMT_IMPLS[impl])
+        set_depthwise_kernels(impl != "fast-noext")
 
     return prepare
 

@@ -9,7 +9,7 @@ import argparse
 from typing import Optional, Sequence
 
 from ..utils import add_config_args
-from .candidates import CPU_DEFAULT_IMPLS, DTYPES, IMPLS
+from .candidates import CPU_DEFAULT_IMPLS, CUDA_DEFAULT_IMPLS, DTYPES, IMPLS
 
 #: Step kinds: ``eval()`` under ``no_grad``, or ``train()`` with forward and backward.
 MODES = ("infer", "train")
@@ -33,7 +33,10 @@ def add_benchmark_args(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         choices=IMPLS,
         default=None,
-        help=f"candidates (default: all on CUDA; {' '.join(CPU_DEFAULT_IMPLS)} on the CPU)",
+        help=(
+            f"candidates (default: {' '.join(CUDA_DEFAULT_IMPLS)} on CUDA; "
+            f"{' '.join(CPU_DEFAULT_IMPLS)} on the CPU; fast-noext: fast without mmrmt._ext)"
+        ),
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
@@ -59,7 +62,7 @@ def parse_benchmark_args(
     parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None
 ) -> argparse.Namespace:
     """Parse ``argv`` with ``parser``; with neither ``--arch`` nor ``--config``, time RMT-S, and
-    without ``--impls`` every candidate on CUDA, all but ``'flex'`` on the CPU.
+    without ``--impls`` :data:`CUDA_DEFAULT_IMPLS` or :data:`CPU_DEFAULT_IMPLS`.
 
     Args:
         parser (argparse.ArgumentParser): A parser given :func:`add_benchmark_args`.
@@ -72,5 +75,7 @@ def parse_benchmark_args(
     if not args.arch and not args.config:
         args.arch = ["s"]
     if args.impls is None:
-        args.impls = list(IMPLS if args.device.startswith("cuda") else CPU_DEFAULT_IMPLS)
+        args.impls = list(
+            CUDA_DEFAULT_IMPLS if args.device.startswith("cuda") else CPU_DEFAULT_IMPLS
+        )
     return args

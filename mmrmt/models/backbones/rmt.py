@@ -17,7 +17,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ...arch_zoo import ARCH_SETTINGS, resolve_arch
 from ...checkpoint.loading import load_backbone_checkpoint
 from ..layers.depthwise_conv import DepthwiseConv2d
-from ..layers.fused_ops import fused_linear
+from ..layers.fused_ops import fused_linear, onednn_fusion_runs
 from ..layers.position import FULL_MASK_LIMIT, RetentionPosition, RetentionTables
 from ..layers.retention import ManhattanSelfAttention, check_attention_impl
 
@@ -107,6 +107,11 @@ class Downsample(nn.Module):
         return self.norm(self.reduction(x.permute(0, 3, 1, 2))).permute(0, 2, 3, 1)
 
 
+#: Bytes of the FFN's hidden map per band of rows at CPU inference; see
+#: :meth:`ConvFFN.rows_per_chunk`.
+FFN_CHUNK_BYTES = 16 * 2**20
+
+
 class ConvFFN(nn.Module):
     """FFN with a 3x3 depthwise conv (and a residual around it) between its linear layers.
 
@@ -134,8 +139,49 @@ class ConvFFN(nn.Module):
         Returns:
             Tensor: (B, H, W, C).
         """
-        hidden = fused_linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
-        hidden = self.dwconv(hidden)  # hidden + dwconv(hidden), as one conv
+        rows = self.rows_per_chunk(x)
+        if rows < x.shape[1]:
+            return torch.cat(
+                [
+                    self.forward_rows(
+                        x, start, min(start + rows, x.shape[1]), residual, output_scale
+                    )
+                    for start in range(0, x.shape[1], rows)
+                ],
+                dim=1,
+            )
+        return self.forward_rows(x, 0, x.shape[1], residual, output_scale)
+
+    def rows_per_chunk(self, x: Tensor) -> int:
+        """Rows of ``x`` per chunk: all of them, unless a CPU inference's hidden map is large.
+
+        The hidden map of an early stage at detection sizes (1 x 200 x 304 x 256 at 800 x 1216,
+        59 MiB) is larger than glibc's mmap threshold (32 MiB): every such tensor is freshly
+        mapped, one page fault per 4 KiB, and it outgrows the L3 cache between the three passes
+        over it. Where nothing needs gradients, the FFN runs over bands of rows whose hidden maps
+        stay under :data:`FFN_CHUNK_BYTES` instead (the same function: each band recomputes the
+        one row on either side that the 3x3 conv reads).
+        """
+        if x.device.type != "cpu" or not onednn_fusion_runs(x, self.fc1.weight):
+            return x.shape[1]
+        row_bytes = x.shape[0] * x.shape[2] * self.fc1.out_features * x.element_size()
+        return max(4, FFN_CHUNK_BYTES // row_bytes - 2)
+
+    def forward_rows(
+        self,
+        x: Tensor,
+        start: int,
+        stop: int,
+        residual: Optional[Tensor],
+        output_scale: Optional[Tensor],
+    ) -> Tensor:
+        """The FFN's output rows ``[start, stop)``, from input rows ``[start - 1, stop + 1)``."""
+        low, high = max(0, start - 1), min(x.shape[1], stop + 1)
+        hidden = fused_linear(x[:, low:high], self.fc1.weight, self.fc1.bias, gelu=True)
+        # hidden + dwconv(hidden), as one conv; the rows beyond the band only feed the conv.
+        hidden = self.dwconv(hidden)[:, start - low : stop - low]
+        if residual is not None and (start, stop) != (0, x.shape[1]):
+            residual = residual[:, start:stop]
         return fused_linear(
             hidden, self.fc2.weight, self.fc2.bias, residual=residual, scale=output_scale
         )

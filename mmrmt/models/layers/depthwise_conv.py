@@ -40,21 +40,32 @@ def depthwise_kernels_available() -> bool:
     return _ext is not None
 
 
+def set_depthwise_kernels(enabled: bool) -> bool:
+    """Let :class:`DepthwiseConv2d` use the compiled kernel (the default), or not.
+
+    Args:
+        enabled (bool): Whether the kernel may run (where :func:`kernels_run` allows it).
+
+    Returns:
+        bool: The previous setting.
+    """
+    global _kernels_enabled
+    previous, _kernels_enabled = _kernels_enabled, bool(enabled)
+    return previous
+
+
 @contextlib.contextmanager
 def depthwise_kernels(enabled: bool) -> Iterator[None]:
-    """Use (or, ``enabled=False``, bypass) the compiled kernel inside the block.
-
-    The benchmark compares both paths in one process; results agree to float rounding.
+    """:func:`set_depthwise_kernels` inside the block, the previous setting after it.
 
     Args:
         enabled (bool): Whether :class:`DepthwiseConv2d` may use ``mmrmt._ext``.
     """
-    global _kernels_enabled
-    previous, _kernels_enabled = _kernels_enabled, enabled
+    previous = set_depthwise_kernels(enabled)
     try:
         yield
     finally:
-        _kernels_enabled = previous
+        set_depthwise_kernels(previous)
 
 
 def kernels_run(x: Tensor, weight: Tensor) -> bool:
