@@ -96,6 +96,8 @@ def test_the_kernel_runs_only_where_autograd_records_the_conv(monkeypatch):
         module(x)
     with depthwise_kernels(False):
         module(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        module(x)
     module.bfloat16()(x.bfloat16())  # a dtype the kernel is not compiled for
     assert len(calls) == 1
 

@@ -72,14 +72,17 @@ def kernels_run(x: Tensor, weight: Tensor) -> bool:
     """Whether :class:`DepthwiseConv2d` runs :class:`DepthwiseConvFunction` for ``x``, ``weight``.
 
     Only where autograd records the conv (the gain is in the backward pass), on the CPU, in the
-    dtypes the kernel compiles for, and never in traced graphs (ONNX, torch.export,
-    torch.compile, jit), which keep the plain conv their backends and counters know.
+    dtypes the kernel compiles for, outside CPU autocast, and never in traced graphs (ONNX,
+    torch.export, torch.compile, jit), which keep the plain conv their backends and counters
+    know.
     """
     if _ext is None or not _kernels_enabled:
         return False
     if x.device.type != "cpu" or x.dtype not in KERNEL_DTYPES or weight.dtype != x.dtype:
         return False
     if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
+        return False
+    if torch.is_autocast_enabled("cpu"):  # autocast picks the conv's dtype: keep its own conv
         return False
     return not (is_exporting() or torch.compiler.is_compiling() or torch.jit.is_tracing())
 
