@@ -156,11 +156,11 @@ class ConvFFN(nn.Module):
         """Rows of ``x`` per chunk: all of them, unless a CPU inference's hidden map is large.
 
         The hidden map of an early stage at detection sizes (1 x 200 x 304 x 256 at 800 x 1216,
-        59 MiB) is larger than glibc's mmap threshold (32 MiB): every such tensor is freshly
-        mapped, one page fault per 4 KiB, and it outgrows the L3 cache between the three passes
-        over it. Where nothing needs gradients, the FFN runs over bands of rows whose hidden maps
-        stay under :data:`FFN_CHUNK_BYTES` instead (the same function: each band recomputes the
-        one row on either side that the 3x3 conv reads).
+        59 MiB) dominates the peak memory of an inference. Where nothing needs gradients, the FFN
+        runs over bands of rows whose hidden maps stay under :data:`FFN_CHUNK_BYTES` instead (the
+        same function: each band recomputes the one row on either side that the 3x3 conv reads):
+        RMT-S's peak at 800 x 1216 drops by about a quarter, at the same speed
+        (docs/benchmarks.md).
         """
         if x.device.type != "cpu" or not onednn_fusion_runs(x, self.fc1.weight):
             return x.shape[1]
