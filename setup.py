@@ -1,6 +1,6 @@
 """Install mmrmt, the RMT backbone plugin for mmdet 3.x and mmseg 1.x.
 
-``mmrmt._ext``, the CPU depthwise-conv kernels of ``mmrmt/csrc``, is compiled when torch is
+``mmrmt._ext``, the CPU depthwise-conv kernel of ``mmrmt/csrc``, is compiled when torch is
 importable at build time (``pip install --no-build-isolation``) and ``MMRMT_WITH_OPS`` is not
 ``0``, as mmcv does with ``MMCV_WITH_OPS``; without it the package runs PyTorch's own conv (the same
 function, slower to train on the CPU).
@@ -15,6 +15,7 @@ import os
 import os.path as osp
 import shutil
 import sys
+from typing import Tuple
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
@@ -63,28 +64,26 @@ class BuildPyWithMim(build_py):
                 shutil.copy2(source, osp.join(mim_dir, name))
 
 
-def extension_build() -> dict:
-    """``ext_modules`` and ``cmdclass`` entries for ``mmrmt._ext``, or none where it is skipped."""
+def extension_build() -> Tuple[list, dict]:
+    """``ext_modules`` and the ``cmdclass`` entries that build ``mmrmt._ext``; none where it is
+    skipped."""
     if os.environ.get("MMRMT_WITH_OPS", "1") == "0":
-        return {}
+        return [], {}
     try:
         from torch.utils.cpp_extension import BuildExtension, CppExtension
     except ImportError:
         print("mmrmt: torch is not importable at build time, building without mmrmt._ext")
-        return {}
+        return [], {}
     extension = CppExtension(
         "mmrmt._ext", ["mmrmt/csrc/depthwise_conv.cpp"], extra_compile_args=["-O3"]
     )
-    return dict(ext_modules=[extension], build_ext=BuildExtension.with_options(use_ninja=False))
+    return [extension], {"build_ext": BuildExtension.with_options(use_ninja=False)}
 
 
 if {"develop", "editable_wheel"} & set(sys.argv):
     link_mim_files()
 
-EXTENSION = extension_build()
-COMMANDS = {"build_py": BuildPyWithMim}
-if "build_ext" in EXTENSION:
-    COMMANDS["build_ext"] = EXTENSION["build_ext"]
+EXT_MODULES, EXT_COMMANDS = extension_build()
 
 setup(
     name="mmrmt",
@@ -93,8 +92,8 @@ setup(
     long_description=open(osp.join(HERE, "README.md"), encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["mmrmt", "mmrmt.*"]),
-    cmdclass=COMMANDS,
-    ext_modules=EXTENSION.get("ext_modules", []),
+    cmdclass={"build_py": BuildPyWithMim, **EXT_COMMANDS},
+    ext_modules=EXT_MODULES,
     python_requires=">=3.8",
     # Ranges, not pins: GPU users keep their CUDA torch. requirements.txt pins the tested stack.
     install_requires=[

@@ -53,7 +53,6 @@ void accumulate_rows(const scalar_t* grad, const scalar_t* input, scalar_t* acc,
   }
 }
 
-
 }  // namespace
 
 // grad_output, input: (N, H, W, C) contiguous, same dtype (float32 or float64).
@@ -98,7 +97,6 @@ torch::Tensor depthwise_weight_grad(const torch::Tensor& grad_output, const torc
   return partial.sum(0).view({kernel, kernel, channels}).permute({2, 0, 1}).unsqueeze(1)
       .contiguous();
 }
-
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("depthwise_weight_grad", &depthwise_weight_grad,

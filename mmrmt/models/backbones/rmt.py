@@ -139,18 +139,16 @@ class ConvFFN(nn.Module):
         Returns:
             Tensor: (B, H, W, C).
         """
-        rows = self.rows_per_chunk(x)
-        if rows < x.shape[1]:
-            return torch.cat(
-                [
-                    self.forward_rows(
-                        x, start, min(start + rows, x.shape[1]), residual, output_scale
-                    )
-                    for start in range(0, x.shape[1], rows)
-                ],
-                dim=1,
-            )
-        return self.forward_rows(x, 0, x.shape[1], residual, output_scale)
+        height, rows = x.shape[1], self.rows_per_chunk(x)
+        # One band without a loop: an exported graph's height is symbolic, and range() over it
+        # would fix the graph to the traced size.
+        if rows >= height:
+            return self.forward_rows(x, 0, height, residual, output_scale)
+        bands = [
+            self.forward_rows(x, start, min(start + rows, height), residual, output_scale)
+            for start in range(0, height, rows)
+        ]
+        return torch.cat(bands, dim=1)
 
     def rows_per_chunk(self, x: Tensor) -> int:
         """Rows of ``x`` per chunk: all of them, unless a CPU inference's hidden map is large.
@@ -162,7 +160,7 @@ class ConvFFN(nn.Module):
         RMT-S's peak at 800 x 1216 drops by about a quarter, at the same speed
         (docs/benchmarks.md).
         """
-        if x.device.type != "cpu" or not onednn_fusion_runs(x, self.fc1.weight):
+        if not onednn_fusion_runs(x, self.fc1.weight):  # also False off the CPU
             return x.shape[1]
         row_bytes = x.shape[0] * x.shape[2] * self.fc1.out_features * x.element_size()
         return max(4, FFN_CHUNK_BYTES // row_bytes - 2)
@@ -180,8 +178,8 @@ class ConvFFN(nn.Module):
         hidden = fused_linear(x[:, low:high], self.fc1.weight, self.fc1.bias, gelu=True)
         # hidden + dwconv(hidden), as one conv; the rows beyond the band only feed the conv.
         hidden = self.dwconv(hidden)[:, start - low : stop - low]
-        if residual is not None and (start, stop) != (0, x.shape[1]):
-            residual = residual[:, start:stop]
+        if residual is not None:
+            residual = residual[:, start:stop]  # a view; the whole map when there is one band
         return fused_linear(
             hidden, self.fc2.weight, self.fc2.bias, residual=residual, scale=output_scale
         )

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from .position import is_exporting
+from .position import in_traced_graph
 
 try:
     from mmrmt import _ext
@@ -84,7 +84,7 @@ def kernels_run(x: Tensor, weight: Tensor) -> bool:
         return False
     if torch.is_autocast_enabled("cpu"):  # autocast picks the conv's dtype: keep its own conv
         return False
-    return not (is_exporting() or torch.compiler.is_compiling() or torch.jit.is_tracing())
+    return not in_traced_graph()
 
 
 def conv(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:

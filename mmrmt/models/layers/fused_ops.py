@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .position import is_exporting
+from .position import in_traced_graph
 
 #: dtypes whose oneDNN post-op kernels :func:`fused_linear` uses on the CPU.
 ONEDNN_DTYPES = (torch.float32,)
@@ -34,9 +34,7 @@ def onednn_fusion_runs(x: Tensor, weight: Tensor) -> bool:
         return False
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         return False
-    # Traced graphs (ONNX, torch.export, torch.compile, the FLOP counter's jit trace) keep the
-    # plain ops: their backends fuse them, and counters know them.
-    if is_exporting() or torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if in_traced_graph():
         return False
     return torch.backends.mkldnn.is_available()
 

@@ -57,6 +57,13 @@ def is_exporting() -> bool:
     return torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
 
 
+def in_traced_graph() -> bool:
+    """Whether a tracer records the model: ONNX or ``torch.export``, ``torch.compile``, or
+    ``torch.jit.trace`` (the FLOP counter's). Such graphs keep PyTorch's plain ops, which their
+    backends fuse and their counters know, instead of this package's eager-only kernels."""
+    return is_exporting() or torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 # 512 MiB keeps the fp32 full mask of RMT-T's third stage at detection sizes up to 800x1216
 # (8 heads x 3800^2 tokens, 462 MB): one fused attention call over a cached mask beats building
 # the mask blockwise in every block (docs/benchmarks.md); beyond it memory comes first.
