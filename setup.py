@@ -11,6 +11,7 @@ a wheel (through ``build_py``, so the checkout itself is never changed by a buil
 ``_base_ = 'mmrmt::det/...'`` and mim reads ``mim train mmrmt ...`` from there.
 """
 
+import glob
 import os
 import os.path as osp
 import shutil
@@ -75,7 +76,7 @@ def extension_build() -> Tuple[list, dict]:
         print("mmrmt: torch is not importable at build time, building without mmrmt._ext")
         return [], {}
     extension = CppExtension(
-        "mmrmt._ext", ["mmrmt/csrc/depthwise_conv.cpp"], extra_compile_args=["-O3"]
+        "mmrmt._ext", sorted(glob.glob("mmrmt/csrc/*.cpp")), extra_compile_args=["-O3"]
     )
     return [extension], {"build_ext": BuildExtension.with_options(use_ninja=False)}
 

@@ -318,18 +318,18 @@ def test_flex_candidate_shares_the_model_and_switches_it_to_flex():
     assert masa_impls(model) == {"flex"}
 
 
-def test_fast_noext_times_the_shared_model_with_pytorchs_depthwise_conv():
-    from mmrmt.models.layers import depthwise_conv
+def test_fast_noext_times_the_shared_model_with_pytorchs_ops():
+    from mmrmt.models.layers import cpu_kernels
 
     candidates = arch_candidates("t", options("--arch", "t", "--impls", "fast", "fast-noext"))
     fast, noext = candidates
     model = fast.build()[0]
     try:
         noext.prepare(model)
-        assert not depthwise_conv._kernels_enabled
+        assert not cpu_kernels._enabled
         assert noext.name == "RMT-T fast-noext" and noext.build()[0] is model
         assert masa_impls(model) == {"fast"}
         fast.prepare(model)
-        assert depthwise_conv._kernels_enabled
+        assert cpu_kernels._enabled
     finally:
-        depthwise_conv.set_depthwise_kernels(True)
+        cpu_kernels.set_cpu_kernels(True)

@@ -8,13 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmrmt.models.layers import depthwise_conv as dw
-from mmrmt.models.layers.depthwise_conv import (
-    DepthwiseConv2d,
-    DepthwiseConvFunction,
-    depthwise_kernels,
-    depthwise_kernels_available,
-)
+from mmrmt.models.layers import cpu_kernels as kernels
+from mmrmt.models.layers.cpu_kernels import cpu_kernels_available, use_cpu_kernels
+from mmrmt.models.layers.depthwise_conv import DepthwiseConv2d, DepthwiseConvFunction
 
 
 def stock_conv(x, weight, bias):
@@ -26,7 +22,7 @@ def stock_conv(x, weight, bias):
 
 def test_the_install_compiled_the_kernel():
     # make install builds mmrmt._ext; a silent fallback would hide a broken build.
-    assert depthwise_kernels_available()
+    assert cpu_kernels_available()
 
 
 # Odd sizes, channel counts off the kernel's vector width, maps smaller than the kernel.
@@ -41,7 +37,7 @@ def test_weight_gradient_matches_pytorchs_conv_in_float64(batch, height, width, 
     grad = torch.randn(shape, dtype=torch.float64, generator=generator)
     weight = torch.randn(channels, 1, kernel, kernel, dtype=torch.float64, requires_grad=True)
     stock_conv(x, weight, None).backward(grad)
-    ours = dw._ext.depthwise_weight_grad(grad, x, kernel)
+    ours = kernels._ext.depthwise_weight_grad(grad, x, kernel)
     assert ours.shape == weight.shape
     torch.testing.assert_close(ours, weight.grad, rtol=1e-12, atol=1e-12)
 
@@ -69,7 +65,7 @@ def test_training_path_matches_the_stock_conv(residual, kernel):
     def run(enabled, dtype):
         model = module.to(dtype)
         inputs = x.to(dtype, copy=True).requires_grad_()
-        with depthwise_kernels(enabled):
+        with use_cpu_kernels(enabled):
             out = model(inputs)
         out.backward(grad.to(dtype))
         result = (out, inputs.grad, model.conv.weight.grad, model.conv.bias.grad)
@@ -94,7 +90,7 @@ def test_the_kernel_runs_only_where_autograd_records_the_conv(monkeypatch):
     assert len(calls) == 1
     with torch.no_grad():
         module(x)
-    with depthwise_kernels(False):
+    with use_cpu_kernels(False):
         module(x)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         module(x)
@@ -108,9 +104,9 @@ def test_gradients_agree_across_thread_counts():
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = dw._ext.depthwise_weight_grad(grad, x, 5)
+        one = kernels._ext.depthwise_weight_grad(grad, x, 5)
         torch.set_num_threads(2)
-        two = dw._ext.depthwise_weight_grad(grad, x, 5)
+        two = kernels._ext.depthwise_weight_grad(grad, x, 5)
     finally:
         torch.set_num_threads(threads)
     torch.testing.assert_close(one, two, rtol=1e-5, atol=1e-4)
@@ -119,11 +115,11 @@ def test_gradients_agree_across_thread_counts():
 def test_kernel_names_bad_inputs():
     x = torch.randn(1, 4, 4, 8)
     with pytest.raises(RuntimeError, match="of one shape"):
-        dw._ext.depthwise_weight_grad(x, x[:, :3], 3)
+        kernels._ext.depthwise_weight_grad(x, x[:, :3], 3)
     with pytest.raises(RuntimeError, match="odd kernel size"):
-        dw._ext.depthwise_weight_grad(x, x, 4)
+        kernels._ext.depthwise_weight_grad(x, x, 4)
     with pytest.raises(RuntimeError, match="share a dtype"):
-        dw._ext.depthwise_weight_grad(x, x.double(), 3)
+        kernels._ext.depthwise_weight_grad(x, x.double(), 3)
 
 
 def test_an_even_kernel_is_refused_by_name():

@@ -11,8 +11,8 @@ Candidates, all on the same input:
 * ``RMT-<arch> reference``: the same model object, hence the same weights, switched to the
   step-by-step formulation with ``set_attention_impl('reference')``;
 * ``RMT-<arch> fast-noext`` (asked for with ``--impls``): the same model, fast MaSA, with
-  ``mmrmt._ext``'s depthwise-conv kernel switched off (PyTorch's conv backward): what the kernel
-  gains;
+  ``mmrmt._ext``'s kernels switched off (PyTorch's SDPA and conv backward): what the kernels
+  gain;
 * ``Swin-T``: mmdet's ``SwinTransformer`` with the Swin-T settings (96 channels, depths 2-2-6-2,
   window 7). With ``--config`` the whole model is built from the config, and the Swin-T
   candidate is the same config with the backbone replaced (neck/head input channels adjusted).

@@ -22,7 +22,7 @@ from ..baselines import SWIN_T, SWIN_T_DIMS, swin_t_kwargs
 from ..errors import InvalidValueError
 from ..models import RMT, resolve_arch, set_attention_impl
 from ..models.layers import RetentionPosition
-from ..models.layers.depthwise_conv import set_depthwise_kernels
+from ..models.layers.cpu_kernels import set_cpu_kernels
 from ..utils import build_model, config_scope, load_config
 from ..utils.config import config_dicts
 from .steps import Step, backbone_step, config_inputs, config_step
@@ -255,11 +255,11 @@ def config_candidates(path: str, args: argparse.Namespace) -> List[Candidate]:
 
 def _switch_attention(impl: str) -> Callable[[nn.Module], None]:
     """A ``prepare`` that sets every MaSA of the (shared) model to ``impl``'s implementation,
-    and the depthwise-conv kernel on (off for ``'fast-noext'``)."""
+    and ``mmrmt._ext``'s kernels on (off for ``'fast-noext'``)."""
 
     def prepare(model: nn.Module) -> None:
         set_attention_impl(model, RMT_IMPLS[impl])
-        set_depthwise_kernels(impl != "fast-noext")
+        set_cpu_kernels(impl != "fast-noext")
 
     return prepare
 

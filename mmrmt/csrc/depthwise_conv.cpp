@@ -97,8 +97,3 @@ torch::Tensor depthwise_weight_grad(const torch::Tensor& grad_output, const torc
   return partial.sum(0).view({kernel, kernel, channels}).permute({2, 0, 1}).unsqueeze(1)
       .contiguous();
 }
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("depthwise_weight_grad", &depthwise_weight_grad,
-        "Weight gradient of a stride-1 same-padded depthwise conv over (N, H, W, C) maps");
-}

@@ -1,6 +1,7 @@
 """Building blocks of RMT: position tables and Manhattan Self-Attention."""
 
-from .depthwise_conv import DepthwiseConv2d, depthwise_kernels, depthwise_kernels_available
+from .cpu_kernels import cpu_kernels_available, set_cpu_kernels, use_cpu_kernels
+from .depthwise_conv import DepthwiseConv2d
 from .flex_attention import FLEX_AVAILABLE, compiled_variants
 from .position import (
     RetentionPosition,
@@ -20,11 +21,12 @@ __all__ = [
     "RetentionTables",
     "axis_distance",
     "compiled_variants",
-    "depthwise_kernels",
-    "depthwise_kernels_available",
+    "cpu_kernels_available",
     "head_decay_rates",
     "manhattan_distance",
     "rotary_frequencies",
     "rotate_every_two",
+    "set_cpu_kernels",
     "theta_shift",
+    "use_cpu_kernels",
 ]

@@ -11,80 +11,35 @@ gradient directly on channels-last maps. Where autograd records the conv on the 
 :class:`DepthwiseConv2d` runs :class:`DepthwiseConvFunction`: oneDNN's forward conv, the input
 gradient as oneDNN's forward conv with the kernel flipped (faster than its backward kernel), the
 weight gradient from ``mmrmt._ext``. Elsewhere, and without the compiled extension
-(``MMRMT_WITH_OPS=0`` at install, or no compiler), everything runs through PyTorch's own conv: the
-same function.
+(``MMRMT_WITH_OPS=0`` at install, or no compiler) or with :func:`~.cpu_kernels.set_cpu_kernels`
+off, everything runs through PyTorch's own conv: the same function.
 """
 
-import contextlib
-from typing import Iterator, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from .position import in_traced_graph
-
-try:
-    from mmrmt import _ext
-except ImportError:  # installed without the compiled ops
-    _ext = None
+from . import cpu_kernels
 
 #: dtypes the compiled kernel takes.
 KERNEL_DTYPES = (torch.float32, torch.float64)
-_kernels_enabled = True
-
-
-def depthwise_kernels_available() -> bool:
-    """Whether ``mmrmt._ext``, the compiled depthwise-conv kernel, could be imported."""
-    return _ext is not None
-
-
-def set_depthwise_kernels(enabled: bool) -> bool:
-    """Let :class:`DepthwiseConv2d` use the compiled kernel (the default), or not.
-
-    Args:
-        enabled (bool): Whether the kernel may run (where :func:`kernels_run` allows it).
-
-    Returns:
-        bool: The previous setting.
-    """
-    global _kernels_enabled
-    previous, _kernels_enabled = _kernels_enabled, bool(enabled)
-    return previous
-
-
-@contextlib.contextmanager
-def depthwise_kernels(enabled: bool) -> Iterator[None]:
-    """:func:`set_depthwise_kernels` inside the block, the previous setting after it.
-
-    Args:
-        enabled (bool): Whether :class:`DepthwiseConv2d` may use ``mmrmt._ext``.
-    """
-    previous = set_depthwise_kernels(enabled)
-    try:
-        yield
-    finally:
-        set_depthwise_kernels(previous)
 
 
 def kernels_run(x: Tensor, weight: Tensor) -> bool:
     """Whether :class:`DepthwiseConv2d` runs :class:`DepthwiseConvFunction` for ``x``, ``weight``.
 
-    Only where autograd records the conv (the gain is in the backward pass), on the CPU, in the
-    dtypes the kernel compiles for, outside CPU autocast, and never in traced graphs (ONNX,
-    torch.export, torch.compile, jit), which keep the plain conv their backends and counters
-    know.
+    Only where autograd records the conv (the gain is in the backward pass), in the dtypes the
+    kernel compiles for, and where :func:`~.cpu_kernels.cpu_kernels_allowed` (the extension
+    built and on, the CPU, no autocast, no trace).
     """
-    if _ext is None or not _kernels_enabled:
-        return False
-    if x.device.type != "cpu" or x.dtype not in KERNEL_DTYPES or weight.dtype != x.dtype:
+    if x.dtype not in KERNEL_DTYPES or weight.dtype != x.dtype:
         return False
     if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
         return False
-    if torch.is_autocast_enabled("cpu"):  # autocast picks the conv's dtype: keep its own conv
-        return False
-    return not in_traced_graph()
+    return cpu_kernels.cpu_kernels_allowed(x)
 
 
 def conv(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
@@ -120,7 +75,7 @@ class DepthwiseConvFunction(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = conv(grad, weight.flip(-1, -2), None)
         if ctx.needs_input_grad[1]:
-            grad_weight = _ext.depthwise_weight_grad(
+            grad_weight = cpu_kernels._ext.depthwise_weight_grad(
                 grad.contiguous(), x.contiguous(), weight.shape[-1]
             )
         if ctx.has_bias and ctx.needs_input_grad[2]:

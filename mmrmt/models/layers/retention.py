@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .decay_attention import decay_attention, decay_kernel_runs
 from .depthwise_conv import DepthwiseConv2d
 from .flex_attention import flex_decomposed_attention, flex_full_attention, flex_runs
 from .fused_ops import fused_linear
@@ -217,10 +218,10 @@ class ManhattanSelfAttention(nn.Module):
             out = flex(q, k, v, tables.decay_rates, self.scaling)
         elif self.decomposed:
             out = decomposed_attention(
-                q, k, v, tables.decay_height, tables.decay_width, self.scaling
+                q, k, v, tables.decay_height, tables.decay_width, self.scaling, tables.decay_rates
             )
-        elif tables.decay_full is not None:
-            out = full_attention(q, k, v, tables.decay_full, self.scaling)
+        elif tables.decay_full is not None or attention_kernel_runs(q, tables.decay_rates):
+            out = full_attention(q, k, v, tables.decay_full, self.scaling, tables.decay_rates)
         else:
             out = blockwise_full_attention(
                 q, k, v, tables.decay_height, tables.decay_width, self.scaling
@@ -264,6 +265,13 @@ def rotate(x: Tensor, tables: RetentionTables) -> Tensor:
 # bias. SDPA scales the logits before adding the mask, as MaSA does.
 
 
+def attention_kernel_runs(queries: Tensor, decay_rates: Optional[Tensor]) -> bool:
+    """Whether the fast form attends through ``mmrmt._ext``'s decay kernel
+    (:mod:`~mmrmt.models.layers.decay_attention`): it needs the decay rates, a float32 CPU input
+    and the compiled extension, outside traced graphs; elsewhere SDPA with a mask runs."""
+    return decay_rates is not None and decay_kernel_runs(queries)
+
+
 def _attend(queries: Tensor, keys: Tensor, values: Tensor, decay: Tensor, scale: float) -> Tensor:
     """SDPA over (N, heads, L, d) views with a (heads, Lq, Lk) decay; returns (N, Lq, heads, d)."""
     out = F.scaled_dot_product_attention(queries, keys, values, attn_mask=decay[None], scale=scale)
@@ -271,7 +279,13 @@ def _attend(queries: Tensor, keys: Tensor, values: Tensor, decay: Tensor, scale:
 
 
 def decomposed_attention(
-    q: Tensor, k: Tensor, v: Tensor, decay_height: Tensor, decay_width: Tensor, scale: float
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    decay_height: Tensor,
+    decay_width: Tensor,
+    scale: float,
+    decay_rates: Optional[Tensor] = None,
 ) -> Tensor:
     """Attend along the width with ``decay_width``, then along the height with ``decay_height``.
 
@@ -280,10 +294,20 @@ def decomposed_attention(
         decay_height (Tensor): (heads, H, H).
         decay_width (Tensor): (heads, W, W).
         scale (float): Logit scaling, ``head_dim ** -0.5``.
+        decay_rates (Tensor | None): (heads,) ``log(gamma)``: where
+            :func:`attention_kernel_runs`, the compiled kernel makes the decay from them.
 
     Returns:
         Tensor: (B, H, W, heads, d), possibly non-contiguous.
     """
+    if attention_kernel_runs(q, decay_rates):
+        # The kernel takes (B, rows, tokens, heads, d) views: the width pass runs over the map as
+        # it is, the height pass over its transpose, and writes back in (B, H, W) order.
+        out = decay_attention(q, k, v, decay_rates, scale)
+        out = decay_attention(
+            q.transpose(1, 2), k.transpose(1, 2), out.transpose(1, 2), decay_rates, scale
+        )
+        return out.transpose(1, 2)
     batch, height, width, heads, head_dim = q.shape
 
     def rows(t: Tensor) -> Tensor:  # (B*H, heads, W, d): a view
@@ -297,17 +321,29 @@ def decomposed_attention(
     return out.reshape(batch, width, height, heads, head_dim).transpose(1, 2)
 
 
-def full_attention(q: Tensor, k: Tensor, v: Tensor, decay_full: Tensor, scale: float) -> Tensor:
-    """Attend over all tokens with a precomputed (heads, HW, HW) decay.
+def full_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    decay_full: Optional[Tensor],
+    scale: float,
+    decay_rates: Optional[Tensor] = None,
+) -> Tensor:
+    """Attend over all tokens with a precomputed (heads, HW, HW) decay, or with the compiled
+    kernel's Manhattan decay over the (H, W) grid.
 
     Args:
         q, k, v (Tensor): (B, H, W, heads, d).
-        decay_full (Tensor): (heads, HW, HW).
+        decay_full (Tensor | None): (heads, HW, HW); None only where the kernel runs.
         scale (float): Logit scaling.
+        decay_rates (Tensor | None): (heads,) ``log(gamma)``, for the compiled kernel.
 
     Returns:
         Tensor: (B, HW, heads, d).
     """
+    if attention_kernel_runs(q, decay_rates):
+        tokens = [t.flatten(1, 2).unsqueeze(1) for t in (q, k, v)]  # (B, 1, HW, heads, d)
+        return decay_attention(*tokens, decay_rates, scale, grid_width=q.shape[2]).squeeze(1)
 
     def tokens(t: Tensor) -> Tensor:  # (B, heads, HW, d): a view
         return t.flatten(1, 2).transpose(1, 2)

@@ -1,0 +1,26 @@
+// Python bindings of mmrmt._ext, the CPU kernels of mmrmt/csrc.
+#include <torch/extension.h>
+
+#include <vector>
+
+torch::Tensor depthwise_weight_grad(const torch::Tensor& grad_output, const torch::Tensor& input,
+                                    int64_t kernel);
+
+void decay_attention_forward(const torch::Tensor& q, const torch::Tensor& k,
+                             const torch::Tensor& v, torch::Tensor out, torch::Tensor lse,
+                             const torch::Tensor& rates, double scale, int64_t grid_width);
+
+void decay_attention_backward(const torch::Tensor& grad_out, const torch::Tensor& q,
+                              const torch::Tensor& k, const torch::Tensor& v,
+                              const torch::Tensor& out, const torch::Tensor& lse,
+                              torch::Tensor grad_q, torch::Tensor grad_k, torch::Tensor grad_v,
+                              const torch::Tensor& rates, double scale, int64_t grid_width);
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("depthwise_weight_grad", &depthwise_weight_grad,
+        "Weight gradient of a stride-1 same-padded depthwise conv over (N, H, W, C) maps");
+  m.def("decay_attention_forward", &decay_attention_forward,
+        "Attention with a Manhattan decay made in the kernel, into out (and lse)");
+  m.def("decay_attention_backward", &decay_attention_backward,
+        "Gradients of decay_attention_forward into grad_q, grad_k, grad_v");
+}

@@ -1,0 +1,107 @@
+"""MaSA's attention with the decay made inside a compiled CPU kernel (``mmrmt._ext``).
+
+``softmax(scale * Q K^T + log(gamma) * distance) V`` per head, where ``distance`` is ``|i - j|``
+along one axis (the decomposed form's width and height passes) or the Manhattan distance of
+raster-ordered tokens on a grid (full MaSA). PyTorch's CPU flash kernel spends most of its time
+outside the products for RMT's 16- and 32-channel heads, and reads the decay as a mask;
+``mmrmt/csrc/decay_attention.cpp`` scores a block of queries against one packed (sequence, head)
+in the cache and computes the decay from the token indices. :class:`DecayAttentionFunction` also
+has the backward pass, from the forward's output and log-sum-exp, as the flash kernels do.
+"""
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from . import cpu_kernels
+
+#: Head dims the kernel is compiled for (every RMT preset's heads have 16 or 32 channels).
+KERNEL_HEAD_DIMS = (16, 32, 64)
+
+
+def decay_kernel_runs(queries: Tensor) -> bool:
+    """Whether :func:`decay_attention` takes (..., d) ``queries`` like these: float32 CPU
+    tensors with a head dim of :data:`KERNEL_HEAD_DIMS`, where
+    :func:`~.cpu_kernels.cpu_kernels_allowed`."""
+    if not cpu_kernels.cpu_kernels_allowed(queries):  # first: no shape reads under a tracer
+        return False
+    if queries.dtype != torch.float32 or queries.shape[-1] not in KERNEL_HEAD_DIMS:
+        return False
+    return hasattr(cpu_kernels._ext, "decay_attention_forward")
+
+
+def _dense_channels(t: Tensor) -> Tensor:
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+class DecayAttentionFunction(torch.autograd.Function):
+    """Autograd of the kernel: see :func:`decay_attention`."""
+
+    @staticmethod
+    def forward(
+        ctx,
+        queries: Tensor,
+        keys: Tensor,
+        values: Tensor,
+        rates: Tensor,
+        scale: float,
+        grid_width: int,
+    ) -> Tensor:
+        """Returns the output; saves the log-sum-exp when gradients are due."""
+        queries, keys, values = map(_dense_channels, (queries, keys, values))
+        batch, sequences, length, heads, _ = queries.shape
+        needs_grad = any(ctx.needs_input_grad[:3])
+        # The output takes the values' memory order: the height pass of the decomposed form
+        # writes straight into a (B, H, W, heads, d) map.
+        out = torch.empty_like(values)
+        lse = queries.new_empty((batch, sequences, heads, length) if needs_grad else (0,))
+        cpu_kernels._ext.decay_attention_forward(
+            queries, keys, values, out, lse, rates, scale, grid_width
+        )
+        if needs_grad:
+            ctx.save_for_backward(queries, keys, values, out, lse, rates)
+        ctx.scale, ctx.grid_width = scale, grid_width
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], ...]:
+        """Gradients of the queries, keys and values, in their memory order."""
+        queries, keys, values, out, lse, rates = ctx.saved_tensors
+        grads = [torch.empty_like(t) for t in (queries, keys, values)]
+        cpu_kernels._ext.decay_attention_backward(
+            _dense_channels(grad),
+            queries,
+            keys,
+            values,
+            out,
+            lse,
+            *grads,
+            rates,
+            ctx.scale,
+            ctx.grid_width,
+        )
+        return (*grads, None, None, None)
+
+
+def decay_attention(
+    queries: Tensor, keys: Tensor, values: Tensor, rates: Tensor, scale: float, grid_width: int = 0
+) -> Tensor:
+    """Attention with ``rates[h] * distance(i, j)`` added to head ``h``'s logits.
+
+    Args:
+        queries, keys, values (Tensor): (B, S, L, heads, d) float32 CPU views: B x S sequences
+            of L tokens (any strides; dense channels are copied in otherwise).
+        rates (Tensor): (heads,) ``log(gamma)`` of each head.
+        scale (float): Logit scaling, ``d ** -0.5``.
+        grid_width (int): 0 for ``distance = |i - j|`` along one axis; else the L tokens are a
+            raster-ordered grid of this many columns and ``distance`` is their Manhattan
+            distance.
+
+    Returns:
+        Tensor: (B, S, L, heads, d), dense, in the memory order of ``values``.
+    """
+    rates = rates.to(torch.float32).contiguous()
+    return DecayAttentionFunction.apply(queries, keys, values, rates, float(scale), grid_width)
