@@ -76,7 +76,9 @@ def extension_build() -> Tuple[list, dict]:
         print("mmrmt: torch is not importable at build time, building without mmrmt._ext")
         return [], {}
     extension = CppExtension(
-        "mmrmt._ext", sorted(glob.glob("mmrmt/csrc/*.cpp")), extra_compile_args=["-O3"]
+        "mmrmt._ext",
+        sorted(glob.glob("mmrmt/csrc/*.cpp")),
+        extra_compile_args=["-O3", "-Wno-psabi"],
     )
     return [extension], {"build_ext": BuildExtension.with_options(use_ninja=False)}
 

@@ -140,6 +140,19 @@ def attention_ops(attention, tables, x):
     return {event.key for event in prof.key_averages() if "attention" in event.key}
 
 
+@pytest.mark.parametrize("decomposed", [True, False])
+def test_masa_attends_through_the_kernel_not_sdpa(decomposed):
+    attention, position = masa(64, 4, decomposed)
+    x = torch.randn(2, 6, 7, 64, requires_grad=True)
+    tables = position(6, 7, torch.float32)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        attention(x, tables).sum().backward()
+    names = {event.key for event in prof.key_averages()}
+    function = "DecomposedDecayAttentionFunction" if decomposed else "DecayAttentionFunction"
+    assert function in names
+    assert not any("scaled_dot_product" in name for name in names)
+
+
 def test_full_masa_needs_no_mask_where_the_kernel_runs():
     attention, _ = masa(64, 4, decomposed=False)
     position = RetentionPosition(64, 4, decomposed=False, full_mask_limit=0)

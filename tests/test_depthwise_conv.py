@@ -30,16 +30,20 @@ SHAPES = [(2, 7, 9, 5, 3), (1, 6, 5, 24, 5), (2, 3, 2, 17, 5), (1, 1, 1, 3, 3), 
 
 
 @pytest.mark.parametrize("batch, height, width, channels, kernel", SHAPES)
-def test_weight_gradient_matches_pytorchs_conv_in_float64(batch, height, width, channels, kernel):
+def test_weight_and_bias_gradients_match_pytorchs_conv_in_float64(
+    batch, height, width, channels, kernel
+):
     generator = torch.Generator().manual_seed(0)
     shape = (batch, height, width, channels)
     x = torch.randn(shape, dtype=torch.float64, generator=generator)
     grad = torch.randn(shape, dtype=torch.float64, generator=generator)
     weight = torch.randn(channels, 1, kernel, kernel, dtype=torch.float64, requires_grad=True)
-    stock_conv(x, weight, None).backward(grad)
-    ours = kernels._ext.depthwise_weight_grad(grad, x, kernel)
-    assert ours.shape == weight.shape
-    torch.testing.assert_close(ours, weight.grad, rtol=1e-12, atol=1e-12)
+    bias = torch.randn(channels, dtype=torch.float64, requires_grad=True)
+    stock_conv(x, weight, bias).backward(grad)
+    weight_grad, bias_grad = kernels._ext.depthwise_weight_grad(grad, x, kernel)
+    assert weight_grad.shape == weight.shape and bias_grad.shape == bias.shape
+    torch.testing.assert_close(weight_grad, weight.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(bias_grad, bias.grad, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -109,7 +113,8 @@ def test_gradients_agree_across_thread_counts():
         two = kernels._ext.depthwise_weight_grad(grad, x, 5)
     finally:
         torch.set_num_threads(threads)
-    torch.testing.assert_close(one, two, rtol=1e-5, atol=1e-4)
+    for first, second in zip(one, two):
+        torch.testing.assert_close(first, second, rtol=1e-5, atol=1e-4)
 
 
 def test_kernel_names_bad_inputs():

@@ -125,3 +125,22 @@ def test_cpu_inference_ffn_over_bands_of_rows_is_the_same_function(monkeypatch, 
     assert relative_error(banded, expected) < 1e-5
     # Training keeps the whole map (the bands are an inference path).
     assert ffn.rows_per_chunk(x.requires_grad_()) == height
+
+
+@pytest.mark.parametrize("drop_prob", [0.2, 0.5])
+def test_dropped_path_add_is_mmcvs_drop_path_in_one_pass(drop_prob):
+    from mmcv.cnn.bricks import DropPath
+
+    from mmrmt.models.backbones.rmt import add_dropped_path
+
+    shortcut, branch = torch.randn(8, 5, 6, 16), torch.randn(8, 5, 6, 16, requires_grad=True)
+    torch.manual_seed(3)
+    expected = shortcut + DropPath(drop_prob).train()(branch)
+    torch.manual_seed(3)  # the same draw of the per-sample mask
+    out = add_dropped_path(shortcut, branch, drop_prob)
+    kept = (expected - shortcut).flatten(1).abs().amax(1) > 0
+    assert 0 < kept.sum() < 8  # both kinds of sample in the batch
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    (grad,) = torch.autograd.grad(out.sum(), branch)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), branch)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-6, atol=0)

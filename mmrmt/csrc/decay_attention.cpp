@@ -276,7 +276,7 @@ MMRMT_CLONES void forward_head(Rows q, Rows k, Rows v, OutRows out, float* lse, 
 template <int64_t Dim>
 MMRMT_CLONES void backward_head(Rows q, Rows k, Rows v, Rows out, Rows grad_out,
                                 const float* lse, OutRows grad_q, OutRows grad_k,
-                                OutRows grad_v, Geometry g, Scratch& s) {
+                                OutRows grad_v, bool accumulate_qk, Geometry g, Scratch& s) {
   constexpr int64_t Block = query_block<Dim>();
   constexpr int64_t Vecs = Dim / kLanes;
   const int64_t length = g.length, padded = g.padded;
@@ -329,8 +329,10 @@ MMRMT_CLONES void backward_head(Rows q, Rows k, Rows v, Rows out, Rows grad_out,
       }
     }
     for (int64_t b = 0; b < count; ++b)
-      for (int64_t u = 0; u < Vecs; ++u)
-        store(grad_q.data + (first + b) * grad_q.stride + u * kLanes, acc[b][u] * g.scale);
+      for (int64_t u = 0; u < Vecs; ++u) {
+        float* row = grad_q.data + (first + b) * grad_q.stride + u * kLanes;
+        store(row, accumulate_qk ? load(row) + acc[b][u] * g.scale : acc[b][u] * g.scale);
+      }
     // dK += dS^T (scale * Q), dV += P^T dO
     for (int64_t t = 0; t < length; ++t) {
       for (int64_t u = 0; u < Vecs; ++u) {
@@ -346,7 +348,12 @@ MMRMT_CLONES void backward_head(Rows q, Rows k, Rows v, Rows out, Rows grad_out,
     }
   }
   for (int64_t t = 0; t < length; ++t) {
-    std::memcpy(grad_k.data + t * grad_k.stride, s.grad_key.data() + t * Dim, Dim * sizeof(float));
+    float* key_row = grad_k.data + t * grad_k.stride;
+    if (accumulate_qk) {
+      for (int64_t c = 0; c < Dim; ++c) key_row[c] += s.grad_key[t * Dim + c];
+    } else {
+      std::memcpy(key_row, s.grad_key.data() + t * Dim, Dim * sizeof(float));
+    }
     std::memcpy(grad_v.data + t * grad_v.stride, s.grad_value.data() + t * Dim,
                 Dim * sizeof(float));
   }
@@ -447,12 +454,14 @@ void decay_attention_forward(const torch::Tensor& q, const torch::Tensor& k,
 }
 
 // Gradients of decay_attention_forward into grad_q, grad_k, grad_v; every tensor but lse is a
-// (B, S, L, heads, D) view as in the forward pass.
+// (B, S, L, heads, D) view as in the forward pass. With `accumulate_qk` the gradients of q and k
+// are added to what grad_q and grad_k hold (the second pass of the decomposed form).
 void decay_attention_backward(const torch::Tensor& grad_out, const torch::Tensor& q,
                               const torch::Tensor& k, const torch::Tensor& v,
                               const torch::Tensor& out, const torch::Tensor& lse,
                               torch::Tensor grad_q, torch::Tensor grad_k, torch::Tensor grad_v,
-                              const torch::Tensor& rates, double scale, int64_t grid_width) {
+                              const torch::Tensor& rates, double scale, int64_t grid_width,
+                              bool accumulate_qk) {
   check_operand(q, "q", q);
   check_operand(k, "k", q);
   check_operand(v, "v", q);
@@ -479,7 +488,7 @@ void decay_attention_backward(const torch::Tensor& grad_out, const torch::Tensor
             rows_of(grad_out, index, sequences, heads), lse.data_ptr<float>() + index * length,
             out_rows_of(grad_q, index, sequences, heads),
             out_rows_of(grad_k, index, sequences, heads),
-            out_rows_of(grad_v, index, sequences, heads),
+            out_rows_of(grad_v, index, sequences, heads), accumulate_qk,
             geometry(length, grid_width, rates, index % heads, scale), scratch);
       }
     });

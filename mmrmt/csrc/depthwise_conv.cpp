@@ -15,7 +15,8 @@
 namespace {
 
 // Accumulate sum_{y, x} grad[n, y, x, :] * input[n, y + i - pad, x + j - pad, :] into
-// acc[i, j, :] for the output rows [row_begin, row_end) of the flattened (N * H) rows.
+// acc[i, j, :] for the output rows [row_begin, row_end) of the flattened (N * H) rows, and the
+// bias gradient, sum_{y, x} grad[n, y, x, :], into acc[k * k, :] (the rows are in the cache).
 template <typename scalar_t>
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -24,13 +25,19 @@ void accumulate_rows(const scalar_t* grad, const scalar_t* input, scalar_t* acc,
                      int64_t row_begin, int64_t row_end, int64_t height, int64_t width,
                      int64_t channels, int64_t kernel, int64_t pad) {
   const int64_t row_stride = width * channels;
-  const int64_t acc_size = kernel * kernel * channels;
+  const int64_t acc_size = (kernel * kernel + 1) * channels;
   std::vector<scalar_t> row_acc(acc_size);
+  scalar_t* bias_acc = row_acc.data() + kernel * kernel * channels;
   for (int64_t row = row_begin; row < row_end; ++row) {
     std::fill(row_acc.begin(), row_acc.end(), scalar_t(0));
     const int64_t image = row / height;
     const int64_t y = row % height;
     const scalar_t* grad_row = grad + row * row_stride;
+    for (int64_t x = 0; x < width; ++x) {
+      const scalar_t* g = grad_row + x * channels;
+#pragma GCC ivdep
+      for (int64_t c = 0; c < channels; ++c) bias_acc[c] += g[c];
+    }
     for (int64_t i = 0; i < kernel; ++i) {
       const int64_t source_y = y + i - pad;
       if (source_y < 0 || source_y >= height) continue;
@@ -56,9 +63,9 @@ void accumulate_rows(const scalar_t* grad, const scalar_t* input, scalar_t* acc,
 }  // namespace
 
 // grad_output, input: (N, H, W, C) contiguous, same dtype (float32 or float64).
-// Returns the (C, 1, kernel, kernel) weight gradient of a depthwise conv with stride 1 and
-// padding kernel / 2.
-torch::Tensor depthwise_weight_grad(const torch::Tensor& grad_output, const torch::Tensor& input,
+// Returns the (C, 1, kernel, kernel) weight gradient and the (C,) bias gradient of a depthwise
+// conv with stride 1 and padding kernel / 2.
+std::vector<torch::Tensor> depthwise_weight_grad(const torch::Tensor& grad_output, const torch::Tensor& input,
                                     int64_t kernel) {
   TORCH_CHECK(grad_output.device().is_cpu() && input.device().is_cpu(),
               "depthwise_weight_grad: CPU tensors only");
@@ -75,7 +82,7 @@ torch::Tensor depthwise_weight_grad(const torch::Tensor& grad_output, const torc
                 channels = in.size(3);
   const int64_t rows = batch * height;
   const int64_t pad = kernel / 2;
-  const int64_t acc_size = kernel * kernel * channels;
+  const int64_t acc_size = (kernel * kernel + 1) * channels;
   // One accumulator per chunk of rows, summed at the end: the result does not depend on how
   // at::parallel_for schedules the chunks, only on the thread count.
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
@@ -93,7 +100,12 @@ torch::Tensor depthwise_weight_grad(const torch::Tensor& grad_output, const torc
       }
     });
   });
+  const auto total = partial.sum(0);
   // (k, k, C) -> (C, 1, k, k)
-  return partial.sum(0).view({kernel, kernel, channels}).permute({2, 0, 1}).unsqueeze(1)
-      .contiguous();
+  auto weight_grad = total.narrow(0, 0, kernel * kernel * channels)
+                         .view({kernel, kernel, channels})
+                         .permute({2, 0, 1})
+                         .unsqueeze(1)
+                         .contiguous();
+  return {weight_grad, total.narrow(0, kernel * kernel * channels, channels).clone()};
 }

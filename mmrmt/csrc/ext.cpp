@@ -3,8 +3,8 @@
 
 #include <vector>
 
-torch::Tensor depthwise_weight_grad(const torch::Tensor& grad_output, const torch::Tensor& input,
-                                    int64_t kernel);
+std::vector<torch::Tensor> depthwise_weight_grad(const torch::Tensor& grad_output,
+                                                 const torch::Tensor& input, int64_t kernel);
 
 void decay_attention_forward(const torch::Tensor& q, const torch::Tensor& k,
                              const torch::Tensor& v, torch::Tensor out, torch::Tensor lse,
@@ -14,11 +14,12 @@ void decay_attention_backward(const torch::Tensor& grad_out, const torch::Tensor
                               const torch::Tensor& k, const torch::Tensor& v,
                               const torch::Tensor& out, const torch::Tensor& lse,
                               torch::Tensor grad_q, torch::Tensor grad_k, torch::Tensor grad_v,
-                              const torch::Tensor& rates, double scale, int64_t grid_width);
+                              const torch::Tensor& rates, double scale, int64_t grid_width,
+                              bool accumulate_qk);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("depthwise_weight_grad", &depthwise_weight_grad,
-        "Weight gradient of a stride-1 same-padded depthwise conv over (N, H, W, C) maps");
+        "Weight and bias gradients of a stride-1 same-padded depthwise conv over (N, H, W, C) maps");
   m.def("decay_attention_forward", &decay_attention_forward,
         "Attention with a Manhattan decay made in the kernel, into out (and lse)");
   m.def("decay_attention_backward", &decay_attention_backward,

@@ -44,6 +44,27 @@ def drop_path_layer(drop_prob: float) -> nn.Module:
     return DropPath(drop_prob) if drop_prob > 0 else nn.Identity()
 
 
+def add_dropped_path(shortcut: Tensor, branch: Tensor, drop_prob: float) -> Tensor:
+    """``shortcut + DropPath(drop_prob)(branch)`` in training, as one pass over the map.
+
+    mmcv's ``drop_path`` draws the same per-sample mask, ``floor(keep + rand(B, 1, ...))``, but
+    then divides, multiplies and adds in three passes; here the mask over ``keep`` scales the
+    branch inside the add (``addcmul``), the same function up to float rounding.
+
+    Args:
+        shortcut (Tensor): (B, ...) the block's input.
+        branch (Tensor): (B, ...) the residual branch's output.
+        drop_prob (float): Probability of dropping a sample's branch, in (0, 1).
+
+    Returns:
+        Tensor: The shape of ``shortcut``.
+    """
+    keep = 1 - drop_prob
+    shape = (branch.shape[0],) + (1,) * (branch.dim() - 1)
+    mask = (keep + torch.rand(shape, dtype=branch.dtype, device=branch.device)).floor_()
+    return torch.addcmul(shortcut, branch, mask / keep)
+
+
 class ConvStem(nn.Sequential):
     """The authors' stem: four 3x3 convs (stride 2, 1, 2, 1) with BN, GELU between them.
 
@@ -140,10 +161,8 @@ class ConvFFN(nn.Module):
             Tensor: (B, H, W, C).
         """
         height, rows = x.shape[1], self.rows_per_chunk(x)
-        # One band without a loop: an exported graph's height is symbolic, and range() over it
-        # would fix the graph to the traced size.
         if rows >= height:
-            return self.forward_rows(x, 0, height, residual, output_scale)
+            return self.forward_map(x, residual, output_scale)
         bands = [
             self.forward_rows(x, start, min(start + rows, height), residual, output_scale)
             for start in range(0, height, rows)
@@ -165,6 +184,18 @@ class ConvFFN(nn.Module):
         row_bytes = x.shape[0] * x.shape[2] * self.fc1.out_features * x.element_size()
         return max(4, FFN_CHUNK_BYTES // row_bytes - 2)
 
+    def forward_map(
+        self, x: Tensor, residual: Optional[Tensor], output_scale: Optional[Tensor]
+    ) -> Tensor:
+        """The FFN over the whole map: no slices, whose backward passes would fill and copy
+        whole gradient maps in training, and no loop, whose range() over an exported graph's
+        symbolic height would fix the graph to the traced size."""
+        hidden = fused_linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
+        hidden = self.dwconv(hidden)  # hidden + dwconv(hidden), as one conv
+        return fused_linear(
+            hidden, self.fc2.weight, self.fc2.bias, residual=residual, scale=output_scale
+        )
+
     def forward_rows(
         self,
         x: Tensor,
@@ -179,7 +210,7 @@ class ConvFFN(nn.Module):
         # hidden + dwconv(hidden), as one conv; the rows beyond the band only feed the conv.
         hidden = self.dwconv(hidden)[:, start - low : stop - low]
         if residual is not None:
-            residual = residual[:, start:stop]  # a view; the whole map when there is one band
+            residual = residual[:, start:stop]
         return fused_linear(
             hidden, self.fc2.weight, self.fc2.bias, residual=residual, scale=output_scale
         )
@@ -234,9 +265,11 @@ class RetentionBlock(nn.Module):
         gamma_1 = self.gamma_1 if self.layer_scale else None
         gamma_2 = self.gamma_2 if self.layer_scale else None
         if self.training and not isinstance(self.drop_path, nn.Identity):
+            drop_prob = self.drop_path.drop_prob
             attn = self.retention(self.retention_layer_norm(x), tables, output_scale=gamma_1)
-            x = x + self.drop_path(attn)
-            return x + self.drop_path(self.ffn(self.final_layer_norm(x), output_scale=gamma_2))
+            x = add_dropped_path(x, attn, drop_prob)
+            ffn = self.ffn(self.final_layer_norm(x), output_scale=gamma_2)
+            return add_dropped_path(x, ffn, drop_prob)
         # Without stochastic depth the shortcuts go into the output layers, which add them in
         # their kernels where they can.
         x = self.retention(self.retention_layer_norm(x), tables, x, gamma_1)

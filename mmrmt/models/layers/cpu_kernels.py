@@ -9,7 +9,8 @@ dtypes, under CPU autocast, in traced graphs, or when switched off here.
 """
 
 import contextlib
-from typing import Iterator
+from types import ModuleType
+from typing import Iterator, Optional
 
 import torch
 from torch import Tensor
@@ -27,6 +28,11 @@ _enabled = True
 def cpu_kernels_available() -> bool:
     """Whether ``mmrmt._ext``, the compiled CPU kernels, could be imported."""
     return _ext is not None
+
+
+def extension() -> Optional[ModuleType]:
+    """``mmrmt._ext``, or None where it was not built."""
+    return _ext
 
 
 def set_cpu_kernels(enabled: bool) -> bool:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from . import cpu_kernels
+from .cpu_kernels import cpu_kernels_allowed, extension
 
 #: dtypes the compiled kernel takes.
 KERNEL_DTYPES = (torch.float32, torch.float64)
@@ -39,7 +39,7 @@ def kernels_run(x: Tensor, weight: Tensor) -> bool:
         return False
     if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
         return False
-    return cpu_kernels.cpu_kernels_allowed(x)
+    return cpu_kernels_allowed(x)
 
 
 def conv(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
@@ -74,12 +74,13 @@ class DepthwiseConvFunction(torch.autograd.Function):
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
             grad_x = conv(grad, weight.flip(-1, -2), None)
-        if ctx.needs_input_grad[1]:
-            grad_weight = cpu_kernels._ext.depthwise_weight_grad(
+        if ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2]):
+            # One pass over the gradient gives both; the bias's is dropped where not needed.
+            grad_weight, grad_bias = extension().depthwise_weight_grad(
                 grad.contiguous(), x.contiguous(), weight.shape[-1]
             )
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = grad.sum((0, 1, 2))
+            grad_weight = grad_weight if ctx.needs_input_grad[1] else None
+            grad_bias = grad_bias if ctx.has_bias and ctx.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias
 
 

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .decay_attention import decay_attention, decay_kernel_runs
+from .decay_attention import decay_attention, decay_kernel_runs, decomposed_decay_attention
 from .depthwise_conv import DepthwiseConv2d
 from .flex_attention import flex_decomposed_attention, flex_full_attention, flex_runs
 from .fused_ops import fused_linear
@@ -206,8 +206,8 @@ class ManhattanSelfAttention(nn.Module):
         weight = torch.cat((self.q_proj.weight, self.k_proj.weight))
         bias = torch.cat((self.q_proj.bias, self.k_proj.bias))
         split = (batch, height, width, self.num_heads, self.head_dim)
-        qk = fused_linear(x, weight, bias).view(batch, height, width, 2, *split[3:])
-        q, k = rotate(qk, tables).unbind(3)
+        qk = rotate(fused_linear(x, weight, bias).view(batch, height, width, 2, *split[3:]), tables)
+        q, k = qk.unbind(3)
         v = fused_linear(x, self.v_proj.weight, self.v_proj.bias)
         lepe = self.lepe(v)
         # (B, H, W, heads, d) views throughout: the attention kernels read strided inputs, so
@@ -216,9 +216,11 @@ class ManhattanSelfAttention(nn.Module):
         if self._impl == "flex" and flex_runs(q, k, v):
             flex = flex_decomposed_attention if self.decomposed else flex_full_attention
             out = flex(q, k, v, tables.decay_rates, self.scaling)
+        elif self.decomposed and attention_kernel_runs(q, tables.decay_rates):
+            out = decomposed_decay_attention(qk, v, tables.decay_rates, self.scaling)
         elif self.decomposed:
             out = decomposed_attention(
-                q, k, v, tables.decay_height, tables.decay_width, self.scaling, tables.decay_rates
+                q, k, v, tables.decay_height, tables.decay_width, self.scaling
             )
         elif tables.decay_full is not None or attention_kernel_runs(q, tables.decay_rates):
             out = full_attention(q, k, v, tables.decay_full, self.scaling, tables.decay_rates)
@@ -279,13 +281,7 @@ def _attend(queries: Tensor, keys: Tensor, values: Tensor, decay: Tensor, scale:
 
 
 def decomposed_attention(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    decay_height: Tensor,
-    decay_width: Tensor,
-    scale: float,
-    decay_rates: Optional[Tensor] = None,
+    q: Tensor, k: Tensor, v: Tensor, decay_height: Tensor, decay_width: Tensor, scale: float
 ) -> Tensor:
     """Attend along the width with ``decay_width``, then along the height with ``decay_height``.
 
@@ -294,20 +290,10 @@ def decomposed_attention(
         decay_height (Tensor): (heads, H, H).
         decay_width (Tensor): (heads, W, W).
         scale (float): Logit scaling, ``head_dim ** -0.5``.
-        decay_rates (Tensor | None): (heads,) ``log(gamma)``: where
-            :func:`attention_kernel_runs`, the compiled kernel makes the decay from them.
 
     Returns:
         Tensor: (B, H, W, heads, d), possibly non-contiguous.
     """
-    if attention_kernel_runs(q, decay_rates):
-        # The kernel takes (B, rows, tokens, heads, d) views: the width pass runs over the map as
-        # it is, the height pass over its transpose, and writes back in (B, H, W) order.
-        out = decay_attention(q, k, v, decay_rates, scale)
-        out = decay_attention(
-            q.transpose(1, 2), k.transpose(1, 2), out.transpose(1, 2), decay_rates, scale
-        )
-        return out.transpose(1, 2)
     batch, height, width, heads, head_dim = q.shape
 
     def rows(t: Tensor) -> Tensor:  # (B*H, heads, W, d): a view
