@@ -218,3 +218,22 @@ def test_kernel_names_bad_inputs():
         RuntimeError, match=r"lse must be empty or a dense float32 \(B, S, heads, L\)"
     ):
         forward(q, q, q, out, torch.empty(1, 1, 2, 7), rates, 0.25, 0)
+
+
+def test_a_full_stage_builds_no_mask_where_the_kernel_makes_the_decay():
+    from mmrmt.models import RMT
+
+    torch.manual_seed(0)
+    model = RMT(arch="t").eval()  # stages 3 and 4 run full MaSA
+    model.init_weights()
+    images = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        ours = model(images)
+        with use_cpu_kernels(False):
+            theirs = model(images)
+    for stage in model.layers[2:]:
+        masks = {key[-1]: tables.decay_full for key, tables in stage.rel_pos._cache.items()}
+        assert masks[False] is None  # the kernel's tables
+        assert masks[True] is not None  # SDPA's, with the mask
+    for got, want in zip(ours, theirs):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)

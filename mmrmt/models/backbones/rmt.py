@@ -16,6 +16,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...arch_zoo import ARCH_SETTINGS, resolve_arch
 from ...checkpoint.loading import load_backbone_checkpoint
+from ..layers.decay_attention import decay_kernel_runs
 from ..layers.depthwise_conv import DepthwiseConv2d
 from ..layers.fused_ops import fused_linear, onednn_fusion_runs
 from ..layers.position import FULL_MASK_LIMIT, RetentionPosition, RetentionTables
@@ -353,7 +354,10 @@ class RetentionStage(nn.Module):
         # the stage copy.
         x = x.contiguous()
         if self.attn_impl in CACHED_TABLE_IMPLS:
-            tables = self.rel_pos(height, width, x.dtype)
+            # The compiled CPU kernel makes a full stage's decay itself: no mask to build.
+            head_dim = self.blocks[0].retention.head_dim
+            full_mask = not (self.attn_impl == "fast" and decay_kernel_runs(x.new_empty(head_dim)))
+            tables = self.rel_pos(height, width, x.dtype, full_mask)
         else:
             tables = self.rel_pos.compute(height, width, x.dtype)
         for block in self.blocks:

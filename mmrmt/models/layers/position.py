@@ -190,13 +190,18 @@ class RetentionPosition(nn.Module):
         )
 
     @torch.no_grad()
-    def forward(self, height: int, width: int, dtype: torch.dtype) -> RetentionTables:
+    def forward(
+        self, height: int, width: int, dtype: torch.dtype, full_mask: bool = True
+    ) -> RetentionTables:
         """Return the cached tables for this size, device and dtype, computing them if new.
 
         Args:
             height (int): Feature height.
             width (int): Feature width.
             dtype (torch.dtype): dtype the attention runs in.
+            full_mask (bool): Whether a full stage's attention reads ``decay_full`` (up to
+                ``full_mask_limit``); False where a kernel makes the decay itself, which then
+                builds and caches no (heads, HW, HW) mask.
 
         Returns:
             RetentionTables: tables on the buffers' device.
@@ -209,10 +214,10 @@ class RetentionPosition(nn.Module):
             # A compiled model builds the tables inside its graph: a lookup in this dict would
             # guard on every cached size and recompile the model for each new one.
             return self.compute(height, width, dtype, self.full_mask_limit)
-        key: Tuple = (height, width, self.decay.device, dtype)
+        key: Tuple = (height, width, self.decay.device, dtype, full_mask)
         tables = self._cache.get(key)
         if tables is None:
-            tables = self.compute(height, width, dtype, self.full_mask_limit)
+            tables = self.compute(height, width, dtype, self.full_mask_limit if full_mask else 0)
             self._cache[key] = tables
             while len(self._cache) > self.cache_size or (
                 len(self._cache) > 1 and self.cached_bytes() > self.cache_limit

@@ -18,10 +18,15 @@ baseline). ``impl='fast'`` computes the same function with:
   (:func:`~mmrmt.models.layers.fused_ops.fused_linear`: oneDNN post-ops at CPU inference);
 * the decay and rotary tables cached per stage, input size, device and dtype
   (:class:`~mmrmt.models.layers.position.RetentionPosition`);
-* ``scaled_dot_product_attention`` with the decay as an additive 4-D mask, which selects the
+* on the CPU in float32, the attention of ``mmrmt._ext``
+  (:mod:`~mmrmt.models.layers.decay_attention`), which makes the decay inside the kernel from
+  the token indices (no mask) and runs the decomposed form's two passes, forward and backward,
+  as one autograd function;
+* elsewhere (CUDA, other dtypes, traced graphs, no compiled extension)
+  ``scaled_dot_product_attention`` with the decay as an additive 4-D mask, which selects the
   fused flash kernel on CPU (never materialising the attention weights) and the
   memory-efficient or cuDNN kernel on CUDA;
-* for full MaSA over many tokens, the decay mask built blockwise from the two axis tables
+* there, for full MaSA over many tokens, the decay mask built blockwise from the two axis tables
   (:func:`blockwise_full_attention`) instead of a (heads, HW, HW) table.
 
 ``impl='flex'`` is ``'fast'`` with the decay computed inside a FlexAttention kernel from the token
