@@ -5,8 +5,10 @@ along one axis (the decomposed form's width and height passes) or the Manhattan 
 raster-ordered tokens on a grid (full MaSA). PyTorch's CPU flash kernel spends most of its time
 outside the products for RMT's 16- and 32-channel heads, and reads the decay as a mask;
 ``mmrmt/csrc/decay_attention.cpp`` scores a block of queries against one packed (sequence, head)
-in the cache and computes the decay from the token indices. :class:`DecayAttentionFunction` also
-has the backward pass, from the forward's output and log-sum-exp, as the flash kernels do.
+in the cache and computes the decay from the token indices. The backward pass works from the
+forward's output and log-sum-exp, as the flash kernels do. :func:`decomposed_decay_attention` runs
+the decomposed form's two passes as one autograd function (the second pass of the backward adds
+its Q/K gradients into the first's buffer); :func:`decay_attention` runs one pass, or full MaSA.
 """
 
 from typing import Optional, Tuple
@@ -53,8 +55,7 @@ class DecayAttentionFunction(torch.autograd.Function):
         queries, keys, values = map(_dense_channels, (queries, keys, values))
         batch, sequences, length, heads, _ = queries.shape
         needs_grad = any(ctx.needs_input_grad[:3])
-        # The output takes the values' memory order: the height pass of the decomposed form
-        # writes straight into a (B, H, W, heads, d) map.
+        # The output takes the values' memory order (a transposed view writes back in place).
         out = torch.empty_like(values)
         lse = queries.new_empty((batch, sequences, heads, length) if needs_grad else (0,))
         extension().decay_attention_forward(
