@@ -186,6 +186,33 @@ struct QueryBlock {
   }
 };
 
+// acc[b] = sum_c columns[c][j, j + 16) * rows[b][c]: `Block` rows of Dim values against 16 dense,
+// transposed (Dim, padded) columns; each broadcast row value feeds one multiply-add.
+template <int64_t Dim, int64_t Block>
+MMRMT_INLINE void column_products(const float (&rows)[Block][Dim], const float* columns,
+                                  int64_t padded, int64_t j, vec16 (&acc)[Block]) {
+  for (int64_t c = 0; c < Dim; ++c) {
+    const vec16 column = load(columns + c * padded + j);
+    for (int64_t b = 0; b < Block; ++b) acc[b] += column * rows[b][c];
+  }
+}
+
+// acc[b] = sum_t weights[b][t] * rows[t]: a block of (Block, padded) weights (probabilities or
+// their gradients) times dense (length, Dim) rows.
+template <int64_t Dim, int64_t Block>
+MMRMT_INLINE void weighted_rows(const float* weights, int64_t padded, const float* rows,
+                                int64_t length, vec16 (&acc)[Block][Dim / kLanes]) {
+  constexpr int64_t Vecs = Dim / kLanes;
+  for (int64_t b = 0; b < Block; ++b)
+    for (int64_t u = 0; u < Vecs; ++u) acc[b][u] = splat(0.f);
+  for (int64_t t = 0; t < length; ++t) {
+    for (int64_t u = 0; u < Vecs; ++u) {
+      const vec16 row = load(rows + t * Dim + u * kLanes);
+      for (int64_t b = 0; b < Block; ++b) acc[b][u] += row * weights[b * padded + t];
+    }
+  }
+}
+
 // Logits of a query block against keys [j, j + 16): scaled products plus the decay, -inf for
 // the padding keys (`bias`).
 template <int64_t Dim, int64_t Block>
@@ -202,10 +229,7 @@ MMRMT_INLINE void score(const QueryBlock<Dim, Block>& queries, int64_t first, co
       logits[b] = load(s.decay_line.data() + j - i + g.padded);
     }
   }
-  for (int64_t c = 0; c < Dim; ++c) {
-    const vec16 key = load(s.key_columns.data() + c * g.padded + j);
-    for (int64_t b = 0; b < Block; ++b) logits[b] += key * queries.rows[b][c];
-  }
+  column_products<Dim, Block>(queries.rows, s.key_columns.data(), g.padded, j, logits);
   if (last)
     for (int64_t b = 0; b < Block; ++b) logits[b] += bias;
 }
@@ -254,14 +278,7 @@ MMRMT_CLONES void forward_head(Rows q, Rows k, Rows v, OutRows out, float* lse, 
       row_sum[b] = hsum(sum);
     }
     vec16 acc[Block][Vecs];
-    for (int64_t b = 0; b < Block; ++b)
-      for (int64_t u = 0; u < Vecs; ++u) acc[b][u] = splat(0.f);
-    for (int64_t t = 0; t < length; ++t) {
-      for (int64_t u = 0; u < Vecs; ++u) {
-        const vec16 value = load(s.value_rows.data() + t * Dim + u * kLanes);
-        for (int64_t b = 0; b < Block; ++b) acc[b][u] += value * probs[b * padded + t];
-      }
-    }
+    weighted_rows<Dim, Block>(probs, padded, s.value_rows.data(), length, acc);
     const int64_t count = std::min(Block, length - first);
     for (int64_t b = 0; b < count; ++b) {
       const float inverse = 1.f / row_sum[b];
@@ -308,10 +325,7 @@ MMRMT_CLONES void backward_head(Rows q, Rows k, Rows v, Rows out, Rows grad_out,
       vec16 logits[Block], grad_probs[Block];
       score<Dim, Block>(queries, first, s, j, g, j + kLanes == padded, last_bias, logits);
       for (int64_t b = 0; b < Block; ++b) grad_probs[b] = splat(0.f);
-      for (int64_t c = 0; c < Dim; ++c) {
-        const vec16 value = load(s.value_columns.data() + c * padded + j);
-        for (int64_t b = 0; b < Block; ++b) grad_probs[b] += value * grad_rows[b][c];
-      }
+      column_products<Dim, Block>(grad_rows, s.value_columns.data(), padded, j, grad_probs);
       for (int64_t b = 0; b < Block; ++b) {
         const vec16 p = vexp(logits[b] - row_lse[b]);
         store(probs + b * padded + j, p);
@@ -320,14 +334,7 @@ MMRMT_CLONES void backward_head(Rows q, Rows k, Rows v, Rows out, Rows grad_out,
     }
     // dQ = scale * dS K
     vec16 acc[Block][Vecs];
-    for (int64_t b = 0; b < Block; ++b)
-      for (int64_t u = 0; u < Vecs; ++u) acc[b][u] = splat(0.f);
-    for (int64_t t = 0; t < length; ++t) {
-      for (int64_t u = 0; u < Vecs; ++u) {
-        const vec16 key = load(s.key_rows.data() + t * Dim + u * kLanes);
-        for (int64_t b = 0; b < Block; ++b) acc[b][u] += key * grads[b * padded + t];
-      }
-    }
+    weighted_rows<Dim, Block>(grads, padded, s.key_rows.data(), length, acc);
     for (int64_t b = 0; b < count; ++b)
       for (int64_t u = 0; u < Vecs; ++u) {
         float* row = grad_q.data + (first + b) * grad_q.stride + u * kLanes;
