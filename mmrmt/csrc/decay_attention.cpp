@@ -18,7 +18,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -426,6 +428,17 @@ void check_lse(const torch::Tensor& lse, const torch::Tensor& q) {
               lse.sizes());
 }
 
+// q and every named operand: float32 CPU tensors of q's (B, S, L, heads, D) shape; and the
+// arguments every call shares.
+void check_call(const torch::Tensor& q,
+                std::initializer_list<std::pair<const char*, const torch::Tensor*>> operands,
+                const torch::Tensor& rates, int64_t grid_width, const torch::Tensor& lse) {
+  check_operand(q, "q", q);
+  for (const auto& [name, tensor] : operands) check_operand(*tensor, name, q);
+  check_arguments(q, rates, grid_width);
+  check_lse(lse, q);
+}
+
 }  // namespace
 
 // q, k, v, out: (B, S, L, heads, D) float32 views (B x S sequences of L tokens), channels dense;
@@ -434,12 +447,7 @@ void check_lse(const torch::Tensor& lse, const torch::Tensor& q) {
 void decay_attention_forward(const torch::Tensor& q, const torch::Tensor& k,
                              const torch::Tensor& v, torch::Tensor out, torch::Tensor lse,
                              const torch::Tensor& rates, double scale, int64_t grid_width) {
-  check_operand(q, "q", q);
-  check_operand(k, "k", q);
-  check_operand(v, "v", q);
-  check_operand(out, "out", q);
-  check_arguments(q, rates, grid_width);
-  check_lse(lse, q);
+  check_call(q, {{"k", &k}, {"v", &v}, {"out", &out}}, rates, grid_width, lse);
   const int64_t sequences = q.size(1), length = q.size(2), heads = q.size(3), dim = q.size(4);
   const int64_t pairs = q.size(0) * sequences * heads;
   if (q.numel() == 0) return;
@@ -469,16 +477,10 @@ void decay_attention_backward(const torch::Tensor& grad_out, const torch::Tensor
                               torch::Tensor grad_q, torch::Tensor grad_k, torch::Tensor grad_v,
                               const torch::Tensor& rates, double scale, int64_t grid_width,
                               bool accumulate_qk) {
-  check_operand(q, "q", q);
-  check_operand(k, "k", q);
-  check_operand(v, "v", q);
-  check_operand(out, "out", q);
-  check_operand(grad_out, "grad_out", q);
-  check_operand(grad_q, "grad_q", q);
-  check_operand(grad_k, "grad_k", q);
-  check_operand(grad_v, "grad_v", q);
-  check_arguments(q, rates, grid_width);
-  check_lse(lse, q);
+  check_call(q,
+             {{"k", &k}, {"v", &v}, {"out", &out}, {"grad_out", &grad_out}, {"grad_q", &grad_q},
+              {"grad_k", &grad_k}, {"grad_v", &grad_v}},
+             rates, grid_width, lse);
   TORCH_CHECK(lse.numel() > 0 || q.numel() == 0, "decay_attention: the backward needs the lse");
   const int64_t sequences = q.size(1), length = q.size(2), heads = q.size(3), dim = q.size(4);
   const int64_t pairs = q.size(0) * sequences * heads;
