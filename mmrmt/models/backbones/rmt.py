@@ -191,11 +191,7 @@ class ConvFFN(nn.Module):
         """The FFN over the whole map: no slices, whose backward passes would fill and copy
         whole gradient maps in training, and no loop, whose range() over an exported graph's
         symbolic height would fix the graph to the traced size."""
-        hidden = fused_linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
-        hidden = self.dwconv(hidden)  # hidden + dwconv(hidden), as one conv
-        return fused_linear(
-            hidden, self.fc2.weight, self.fc2.bias, residual=residual, scale=output_scale
-        )
+        return self.project(self.hidden(x), residual, output_scale)
 
     def forward_rows(
         self,
@@ -207,11 +203,20 @@ class ConvFFN(nn.Module):
     ) -> Tensor:
         """The FFN's output rows ``[start, stop)``, from input rows ``[start - 1, stop + 1)``."""
         low, high = max(0, start - 1), min(x.shape[1], stop + 1)
-        hidden = fused_linear(x[:, low:high], self.fc1.weight, self.fc1.bias, gelu=True)
-        # hidden + dwconv(hidden), as one conv; the rows beyond the band only feed the conv.
-        hidden = self.dwconv(hidden)[:, start - low : stop - low]
+        # The rows beyond the band only feed the conv.
+        hidden = self.hidden(x[:, low:high])[:, start - low : stop - low]
         if residual is not None:
             residual = residual[:, start:stop]
+        return self.project(hidden, residual, output_scale)
+
+    def hidden(self, x: Tensor) -> Tensor:
+        """``h + dwconv(h)`` (as one conv) with ``h = GELU(fc1(x))``: (B, H, W, hidden)."""
+        return self.dwconv(fused_linear(x, self.fc1.weight, self.fc1.bias, gelu=True))
+
+    def project(
+        self, hidden: Tensor, residual: Optional[Tensor], output_scale: Optional[Tensor]
+    ) -> Tensor:
+        """``residual + output_scale * fc2(hidden)``."""
         return fused_linear(
             hidden, self.fc2.weight, self.fc2.bias, residual=residual, scale=output_scale
         )

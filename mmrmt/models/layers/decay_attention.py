@@ -8,7 +8,8 @@ outside the products for RMT's 16- and 32-channel heads, and reads the decay as 
 in the cache and computes the decay from the token indices. The backward pass works from the
 forward's output and log-sum-exp, as the flash kernels do. :func:`decomposed_decay_attention` runs
 the decomposed form's two passes as one autograd function (the second pass of the backward adds
-its Q/K gradients into the first's buffer); :func:`decay_attention` runs one pass, or full MaSA.
+its Q/K gradients into the first's buffer); :func:`full_decay_attention` runs full MaSA over a grid
+through :func:`decay_attention`, the one-pass function.
 """
 
 from typing import Optional, Tuple
@@ -134,7 +135,7 @@ class DecomposedDecayAttentionFunction(torch.autograd.Function):
         qk, values, rows, out, lse_width, lse_height, rates = ctx.saved_tensors
         queries, keys = qk.unbind(3)
         grad = _dense_channels(grad)
-        grad_qk = torch.empty(qk.shape, dtype=qk.dtype)
+        grad_qk = qk.new_empty(qk.shape)
         grad_queries, grad_keys = grad_qk.unbind(3)
         grad_rows, grad_values = torch.empty_like(rows), torch.empty_like(values)
         transposed = [t.transpose(1, 2) for t in (grad, queries, keys, rows, out)]
@@ -176,6 +177,21 @@ def decomposed_decay_attention(qk: Tensor, values: Tensor, rates: Tensor, scale:
     """
     rates = rates.to(torch.float32).contiguous()
     return DecomposedDecayAttentionFunction.apply(_dense_channels(qk), values, rates, float(scale))
+
+
+def full_decay_attention(q: Tensor, k: Tensor, v: Tensor, rates: Tensor, scale: float) -> Tensor:
+    """Full MaSA over (B, H, W, heads, d) maps: the Manhattan decay of the raster-ordered grid.
+
+    Args:
+        q, k, v (Tensor): (B, H, W, heads, d) rotated queries and keys, values.
+        rates (Tensor): (heads,) ``log(gamma)`` of each head.
+        scale (float): Logit scaling, ``d ** -0.5``.
+
+    Returns:
+        Tensor: (B, HW, heads, d), contiguous.
+    """
+    tokens = [t.flatten(1, 2).unsqueeze(1) for t in (q, k, v)]  # (B, 1, HW, heads, d)
+    return decay_attention(*tokens, rates, scale, grid_width=q.shape[2]).squeeze(1)
 
 
 def decay_attention(

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .decay_attention import decay_attention, decay_kernel_runs, decomposed_decay_attention
+from .decay_attention import decay_kernel_runs, decomposed_decay_attention, full_decay_attention
 from .depthwise_conv import DepthwiseConv2d
 from .flex_attention import flex_decomposed_attention, flex_full_attention, flex_runs
 from .fused_ops import fused_linear
@@ -221,14 +221,17 @@ class ManhattanSelfAttention(nn.Module):
         if self._impl == "flex" and flex_runs(q, k, v):
             flex = flex_decomposed_attention if self.decomposed else flex_full_attention
             out = flex(q, k, v, tables.decay_rates, self.scaling)
-        elif self.decomposed and attention_kernel_runs(q, tables.decay_rates):
-            out = decomposed_decay_attention(qk, v, tables.decay_rates, self.scaling)
+        elif attention_kernel_runs(q, tables.decay_rates):
+            if self.decomposed:
+                out = decomposed_decay_attention(qk, v, tables.decay_rates, self.scaling)
+            else:
+                out = full_decay_attention(q, k, v, tables.decay_rates, self.scaling)
         elif self.decomposed:
             out = decomposed_attention(
                 q, k, v, tables.decay_height, tables.decay_width, self.scaling
             )
-        elif tables.decay_full is not None or attention_kernel_runs(q, tables.decay_rates):
-            out = full_attention(q, k, v, tables.decay_full, self.scaling, tables.decay_rates)
+        elif tables.decay_full is not None:
+            out = full_attention(q, k, v, tables.decay_full, self.scaling)
         else:
             out = blockwise_full_attention(
                 q, k, v, tables.decay_height, tables.decay_width, self.scaling
@@ -312,29 +315,17 @@ def decomposed_attention(
     return out.reshape(batch, width, height, heads, head_dim).transpose(1, 2)
 
 
-def full_attention(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    decay_full: Optional[Tensor],
-    scale: float,
-    decay_rates: Optional[Tensor] = None,
-) -> Tensor:
-    """Attend over all tokens with a precomputed (heads, HW, HW) decay, or with the compiled
-    kernel's Manhattan decay over the (H, W) grid.
+def full_attention(q: Tensor, k: Tensor, v: Tensor, decay_full: Tensor, scale: float) -> Tensor:
+    """Attend over all tokens with a precomputed (heads, HW, HW) decay.
 
     Args:
         q, k, v (Tensor): (B, H, W, heads, d).
-        decay_full (Tensor | None): (heads, HW, HW); None only where the kernel runs.
+        decay_full (Tensor): (heads, HW, HW).
         scale (float): Logit scaling.
-        decay_rates (Tensor | None): (heads,) ``log(gamma)``, for the compiled kernel.
 
     Returns:
         Tensor: (B, HW, heads, d).
     """
-    if attention_kernel_runs(q, decay_rates):
-        tokens = [t.flatten(1, 2).unsqueeze(1) for t in (q, k, v)]  # (B, 1, HW, heads, d)
-        return decay_attention(*tokens, decay_rates, scale, grid_width=q.shape[2]).squeeze(1)
 
     def tokens(t: Tensor) -> Tensor:  # (B, heads, HW, d): a view
         return t.flatten(1, 2).transpose(1, 2)
