@@ -103,6 +103,46 @@ struct OutRows {
   int64_t stride;
 };
 
+// The rows of the next (sequence, head), fetched into L2 a few at a time while the current one
+// is computed. A head's rows lie far apart (the height pass strides whole image rows), so their
+// first touch is a cache miss, often a TLB miss too, that the packing loops would wait for.
+struct RowPrefetch {
+  static constexpr int kMaxOperands = 8;
+  const char* data[kMaxOperands];
+  int64_t stride[kMaxOperands];  // bytes
+  bool written[kMaxOperands];
+  int operands = 0;
+  int64_t length = 0, lines = 0;
+  int64_t next = 0;  // operand * length + token of the next row to fetch
+
+  RowPrefetch() = default;
+  RowPrefetch(int64_t tokens, int64_t dim) : length(tokens), lines((dim * 4 + 63) / 64) {}
+
+  void add(const float* rows, int64_t row_stride, bool write = false) {
+    data[operands] = reinterpret_cast<const char*>(rows);
+    stride[operands] = row_stride * static_cast<int64_t>(sizeof(float));
+    written[operands++] = write;
+  }
+
+  // Rows to fetch per query block, for all of them to be fetched over `blocks` blocks.
+  int64_t per_block(int64_t blocks) const { return (operands * length + blocks - 1) / blocks; }
+
+  void issue(int64_t rows) {
+    const int64_t stop = std::min(operands * length, next + rows);
+    for (; next < stop; ++next) {
+      const int64_t operand = next / length;
+      const char* row = data[operand] + (next % length) * stride[operand];
+      for (int64_t line = 0; line < lines; ++line) {
+        if (written[operand]) {
+          __builtin_prefetch(row + line * 64, 1, 2);
+        } else {
+          __builtin_prefetch(row + line * 64, 0, 2);
+        }
+      }
+    }
+  }
+};
+
 struct Geometry {
   int64_t length;      // tokens
   int64_t padded;      // tokens rounded up to kLanes
@@ -247,7 +287,7 @@ MMRMT_INLINE vec16 tail_bias(const Geometry& g) {
 // One (sequence, head): writes its output rows, and the log-sum-exp of each query if `lse`.
 template <int64_t Dim>
 MMRMT_CLONES void forward_head(Rows q, Rows k, Rows v, OutRows out, float* lse, Geometry g,
-                               Scratch& s) {
+                               Scratch& s, RowPrefetch& ahead) {
   constexpr int64_t Block = query_block<Dim>();
   constexpr int64_t Vecs = Dim / kLanes;
   const int64_t length = g.length, padded = g.padded;
@@ -256,7 +296,9 @@ MMRMT_CLONES void forward_head(Rows q, Rows k, Rows v, OutRows out, float* lse, 
   const vec16 last_bias = tail_bias(g);
   s.set_head(g);
   float* probs = s.probs.data();
+  const int64_t prefetch_rows = ahead.per_block((length + Block - 1) / Block);
   for (int64_t first = 0; first < length; first += Block) {
+    ahead.issue(prefetch_rows);
     const QueryBlock<Dim, Block> queries(q, first, g);
     vec16 running_max[Block];
     for (int64_t b = 0; b < Block; ++b) running_max[b] = splat(-std::numeric_limits<float>::infinity());
@@ -295,7 +337,8 @@ MMRMT_CLONES void forward_head(Rows q, Rows k, Rows v, OutRows out, float* lse, 
 template <int64_t Dim>
 MMRMT_CLONES void backward_head(Rows q, Rows k, Rows v, Rows out, Rows grad_out,
                                 const float* lse, OutRows grad_q, OutRows grad_k,
-                                OutRows grad_v, bool accumulate_qk, Geometry g, Scratch& s) {
+                                OutRows grad_v, bool accumulate_qk, Geometry g, Scratch& s,
+                                RowPrefetch& ahead) {
   constexpr int64_t Block = query_block<Dim>();
   constexpr int64_t Vecs = Dim / kLanes;
   const int64_t length = g.length, padded = g.padded;
@@ -308,7 +351,9 @@ MMRMT_CLONES void backward_head(Rows q, Rows k, Rows v, Rows out, Rows grad_out,
   s.set_head(g);
   float* probs = s.probs.data();
   float* grads = s.grads.data();
+  const int64_t prefetch_rows = ahead.per_block((length + Block - 1) / Block);
   for (int64_t first = 0; first < length; first += Block) {
+    ahead.issue(prefetch_rows);
     const int64_t count = std::min(Block, length - first);
     const QueryBlock<Dim, Block> queries(q, first, g);
     float grad_rows[Block][Dim];
@@ -342,17 +387,24 @@ MMRMT_CLONES void backward_head(Rows q, Rows k, Rows v, Rows out, Rows grad_out,
         float* row = grad_q.data + (first + b) * grad_q.stride + u * kLanes;
         store(row, accumulate_qk ? load(row) + acc[b][u] * g.scale : acc[b][u] * g.scale);
       }
-    // dK += dS^T (scale * Q), dV += P^T dO
-    for (int64_t t = 0; t < length; ++t) {
-      for (int64_t u = 0; u < Vecs; ++u) {
-        vec16 grad_key = load(s.grad_key.data() + t * Dim + u * kLanes);
-        vec16 grad_value = load(s.grad_value.data() + t * Dim + u * kLanes);
+    // dK += dS^T (scale * Q), dV += P^T dO: one 16-channel slice at a time, its query and
+    // output-gradient vectors held in registers across the keys.
+    for (int64_t u = 0; u < Vecs; ++u) {
+      vec16 query_slice[Block], grad_slice[Block];
+      for (int64_t b = 0; b < Block; ++b) {
+        query_slice[b] = load(&queries.rows[b][u * kLanes]);
+        grad_slice[b] = load(&grad_rows[b][u * kLanes]);
+      }
+      for (int64_t t = 0; t < length; ++t) {
+        float* key_slice = s.grad_key.data() + t * Dim + u * kLanes;
+        float* value_slice = s.grad_value.data() + t * Dim + u * kLanes;
+        vec16 grad_key = load(key_slice), grad_value = load(value_slice);
         for (int64_t b = 0; b < Block; ++b) {
-          grad_key += load(&queries.rows[b][u * kLanes]) * grads[b * padded + t];
-          grad_value += load(&grad_rows[b][u * kLanes]) * probs[b * padded + t];
+          grad_key += query_slice[b] * grads[b * padded + t];
+          grad_value += grad_slice[b] * probs[b * padded + t];
         }
-        store(s.grad_key.data() + t * Dim + u * kLanes, grad_key);
-        store(s.grad_value.data() + t * Dim + u * kLanes, grad_value);
+        store(key_slice, grad_key);
+        store(value_slice, grad_value);
       }
     }
   }
@@ -383,6 +435,11 @@ Rows rows_of(const torch::Tensor& t, int64_t index, int64_t sequences, int64_t h
 
 OutRows out_rows_of(torch::Tensor& t, int64_t index, int64_t sequences, int64_t heads) {
   return OutRows{head_data<float*>(t, index, sequences, heads), t.stride(2)};
+}
+
+void add_rows(RowPrefetch& ahead, const torch::Tensor& t, int64_t index, int64_t sequences,
+              int64_t heads, bool write = false) {
+  ahead.add(head_data<const float*>(t, index, sequences, heads), t.stride(2), write);
 }
 
 void check_operand(const torch::Tensor& t, const char* name, const torch::Tensor& like) {
@@ -458,11 +515,17 @@ void decay_attention_forward(const torch::Tensor& q, const torch::Tensor& k,
       Scratch scratch(geometry(length, grid_width, rates, 0, scale), Dim, query_block<Dim>(),
                       false);
       for (int64_t index = begin; index < end; ++index) {
+        RowPrefetch ahead(length, Dim);
+        if (index + 1 < end) {
+          for (const torch::Tensor* t : {&q, &k, &v}) add_rows(ahead, *t, index + 1, sequences, heads);
+          add_rows(ahead, out, index + 1, sequences, heads, true);
+        }
         float* lse_rows = with_lse ? lse.data_ptr<float>() + index * length : nullptr;
         forward_head<Dim>(rows_of(q, index, sequences, heads), rows_of(k, index, sequences, heads),
                           rows_of(v, index, sequences, heads),
                           out_rows_of(out, index, sequences, heads), lse_rows,
-                          geometry(length, grid_width, rates, index % heads, scale), scratch);
+                          geometry(length, grid_width, rates, index % heads, scale), scratch,
+                          ahead);
       }
     });
   });
@@ -491,6 +554,13 @@ void decay_attention_backward(const torch::Tensor& grad_out, const torch::Tensor
       Scratch scratch(geometry(length, grid_width, rates, 0, scale), Dim, query_block<Dim>(),
                       true);
       for (int64_t index = begin; index < end; ++index) {
+        RowPrefetch ahead(length, Dim);
+        if (index + 1 < end) {
+          for (const torch::Tensor* t : {&q, &k, &v, &out, &grad_out})
+            add_rows(ahead, *t, index + 1, sequences, heads);
+          for (const torch::Tensor* t : {&grad_q, &grad_k, &grad_v})
+            add_rows(ahead, *t, index + 1, sequences, heads, true);
+        }
         backward_head<Dim>(
             rows_of(q, index, sequences, heads), rows_of(k, index, sequences, heads),
             rows_of(v, index, sequences, heads), rows_of(out, index, sequences, heads),
@@ -498,7 +568,7 @@ void decay_attention_backward(const torch::Tensor& grad_out, const torch::Tensor
             out_rows_of(grad_q, index, sequences, heads),
             out_rows_of(grad_k, index, sequences, heads),
             out_rows_of(grad_v, index, sequences, heads), accumulate_qk,
-            geometry(length, grid_width, rates, index % heads, scale), scratch);
+            geometry(length, grid_width, rates, index % heads, scale), scratch, ahead);
       }
     });
   });
