@@ -25,8 +25,17 @@ def test_the_install_compiled_the_kernel():
     assert cpu_kernels_available()
 
 
-# Odd sizes, channel counts off the kernel's vector width, maps smaller than the kernel.
-SHAPES = [(2, 7, 9, 5, 3), (1, 6, 5, 24, 5), (2, 3, 2, 17, 5), (1, 1, 1, 3, 3), (1, 4, 6, 80, 7)]
+# Odd sizes, channel counts off the kernel's vector width, maps smaller than the kernel, and
+# maps with interior rows and columns for the register-blocked 3x3 and 5x5 loops.
+SHAPES = [
+    (2, 7, 9, 5, 3),
+    (1, 6, 5, 24, 5),
+    (2, 3, 2, 17, 5),
+    (1, 1, 1, 3, 3),
+    (1, 4, 6, 80, 7),
+    (2, 6, 11, 40, 3),
+    (1, 9, 8, 20, 5),
+]
 
 
 @pytest.mark.parametrize("batch, height, width, channels, kernel", SHAPES)
@@ -44,6 +53,23 @@ def test_weight_and_bias_gradients_match_pytorchs_conv_in_float64(
     assert weight_grad.shape == weight.shape and bias_grad.shape == bias.shape
     torch.testing.assert_close(weight_grad, weight.grad, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(bias_grad, bias.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_float32_gradients_match_a_float64_conv(kernel):
+    """float32 through the register-blocked loops (two 16-channel chunks and 8 channels past
+    them), against the stock conv's gradients in float64."""
+    generator = torch.Generator().manual_seed(1)
+    shape = (2, 12, 13, 40)
+    x = torch.randn(shape, dtype=torch.float64, generator=generator)
+    grad = torch.randn(shape, dtype=torch.float64, generator=generator)
+    weight = torch.randn(40, 1, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(40, dtype=torch.float64, requires_grad=True)
+    stock_conv(x, weight, bias).backward(grad)
+    weight_grad, bias_grad = kernels._ext.depthwise_weight_grad(grad.float(), x.float(), kernel)
+    assert weight_grad.dtype == bias_grad.dtype == torch.float32
+    torch.testing.assert_close(weight_grad.double(), weight.grad, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(bias_grad.double(), bias.grad, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("bias", [True, False])
