@@ -13,6 +13,8 @@
 // `target_clones` clone lowers to AVX-512, AVX2 or SSE.
 #include <torch/extension.h>
 
+#include "simd.h"
+
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -25,71 +27,7 @@
 
 namespace {
 
-typedef float vec16 __attribute__((vector_size(64)));
-typedef int32_t ivec16 __attribute__((vector_size(64)));
-constexpr int64_t kLanes = 16;
-
-#define MMRMT_INLINE inline __attribute__((always_inline))
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define MMRMT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MMRMT_CLONES
-#endif
-
-MMRMT_INLINE vec16 load(const float* p) {
-  vec16 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-MMRMT_INLINE void store(float* p, vec16 v) { std::memcpy(p, &v, sizeof(v)); }
-
-MMRMT_INLINE vec16 splat(float x) { return vec16{} + x; }
-
-MMRMT_INLINE vec16 vabs(vec16 x) {
-  ivec16 bits;
-  std::memcpy(&bits, &x, sizeof(bits));
-  bits &= 0x7fffffff;
-  std::memcpy(&x, &bits, sizeof(x));
-  return x;
-}
-
-MMRMT_INLINE vec16 vmax(vec16 a, vec16 b) { return a > b ? a : b; }
-
-MMRMT_INLINE float hmax(vec16 v) {
-  float m = v[0];
-  for (int i = 1; i < kLanes; ++i) m = std::max(m, v[i]);
-  return m;
-}
-
-MMRMT_INLINE float hsum(vec16 v) {
-  float s = 0.f;
-  for (int i = 0; i < kLanes; ++i) s += v[i];
-  return s;
-}
-
-// exp(x) for x <= 0 (Cephes' expf: range reduction by ln 2, a degree-5 polynomial; relative
-// error about 1e-7). Below -87.3 (and at -inf, the padding keys) it returns exp(-87.3), 1e-38:
-// nothing beside the row's maximum term, exp(0) = 1, and the padding keys' values are zero.
-MMRMT_INLINE vec16 vexp(vec16 x) {
-  const vec16 clamped = x < -87.3f ? splat(-87.3f) : x;
-  // Round to nearest through the float's mantissa: 1.5 * 2^23 pushes the fraction out.
-  vec16 n = clamped * 1.44269504088896341f + 12582912.0f;
-  n = n - 12582912.0f;
-  vec16 r = clamped - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  vec16 y = splat(1.9875691500e-4f);
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * (r * r) + r + 1.0f;
-  const ivec16 bits = (__builtin_convertvector(n, ivec16) + 127) << 23;
-  vec16 scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return y * scale;
-}
+using namespace mmrmt::simd;
 
 // A (tokens, channels) operand of one (sequence, head): row `t` at `data + t * stride`.
 struct Rows {

@@ -8,6 +8,8 @@
 // sum into a (k, k, C) accumulator in the L1 cache.
 #include <torch/extension.h>
 
+#include "simd.h"
+
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -16,12 +18,6 @@
 
 namespace {
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define MMRMT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MMRMT_CLONES
-#endif
-#define MMRMT_INLINE inline __attribute__((always_inline))
 
 // One 64-byte chunk of channels: 16 floats or 8 doubles.
 template <typename scalar_t>
@@ -159,6 +155,170 @@ MMRMT_CLONES void accumulate_rows(const scalar_t* grad, const scalar_t* input, s
   }
 }
 
+
+// -- GELU then a 3x3 depthwise conv, fused (the FFN's hidden map in training) -------------------
+//
+//   out = conv3x3(GELU(h), weight) + bias
+//
+// The FFN of each RMT block runs fc1, GELU and a 3x3 depthwise conv over a map of 3-4x the
+// block's channels. Computed op by op, GELU's output is one more map written, kept for the
+// backward pass (the conv's weight gradient reads it) and read back, and its gradient another;
+// the largest of them, 32 MiB in stage 1 of a 2 x 512 x 512 batch, are fresh memory maps, page
+// faults on every touch. Here the GELU of each input row is computed once into a ring of three
+// rows in the cache and never stored, and the backward pass recomputes it from h.
+
+using namespace mmrmt::simd;
+
+// The GELU of the rows of the map that one thread's output rows read, three at a time.
+class GeluRows {
+ public:
+  GeluRows(const float* input, int64_t height, int64_t width, int64_t channels)
+      : input_(input), height_(height), row_size_(width * channels),
+        rows_(3 * width * channels) {}
+
+  // GELU of row y of image n, or null outside the map.
+  const float* row(int64_t image, int64_t y) {
+    if (y < 0 || y >= height_) return nullptr;
+    const int64_t flat = image * height_ + y, slot = flat % 3;
+    float* cached = rows_.data() + slot * row_size_;
+    if (held_[slot] != flat) {
+      const float* source = input_ + flat * row_size_;
+      for (int64_t e = 0; e < row_size_; e += kLanes) store(cached + e, vgelu(load(source + e)));
+      held_[slot] = flat;
+    }
+    return cached;
+  }
+
+ private:
+  const float* input_;
+  int64_t height_, row_size_;
+  std::vector<float> rows_;
+  int64_t held_[3] = {-1, -1, -1};
+};
+
+// (C, 1, 3, 3) -> (9, C): a tap's weights over a chunk of channels in one vector.
+std::vector<float> taps_by_channel(const torch::Tensor& weight) {
+  const auto w = weight.contiguous();
+  const int64_t channels = w.size(0);
+  const float* data = w.data_ptr<float>();
+  std::vector<float> taps(9 * channels);
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t t = 0; t < 9; ++t) taps[t * channels + c] = data[c * 9 + t];
+  return taps;
+}
+
+// Sum over the 3x3 taps of weight(tap) * rows[i][x + j - 1] for columns [x_begin, x_end) of one
+// chunk of channels, plus `first`, into out[x]. With `Clip` the taps outside the row are skipped.
+template <bool Clip>
+MMRMT_INLINE void conv_columns(const float* const (&rows)[3], const vec16 (&taps)[9], vec16 first,
+                               int64_t x_begin, int64_t x_end, int64_t width, int64_t channels,
+                               float* out) {
+  for (int64_t x = x_begin; x < x_end; ++x) {
+    vec16 acc = first;
+    for (int i = 0; i < 3; ++i) {
+      if (!rows[i]) continue;
+      for (int j = 0; j < 3; ++j) {
+        const int64_t source_x = x + j - 1;
+        if (Clip && (source_x < 0 || source_x >= width)) continue;
+        acc += taps[i * 3 + j] * load(rows[i] + source_x * channels);
+      }
+    }
+    store(out + x * channels, acc);
+  }
+}
+
+// One output row of a 3x3 "same" conv over a chunk of channels: rows[i] is input row y + i - 1
+// at the chunk (null outside the map), `taps_at` the (9, C) taps at the chunk.
+MMRMT_INLINE void conv_row(const float* const (&rows)[3], const float* taps_at, vec16 first,
+                           int64_t width, int64_t channels, float* out) {
+  vec16 taps[9];
+  for (int t = 0; t < 9; ++t) taps[t] = load(taps_at + t * channels);
+  const int64_t interior_end = std::max<int64_t>(width - 1, 1);
+  conv_columns<true>(rows, taps, first, 0, std::min<int64_t>(1, width), width, channels, out);
+  conv_columns<false>(rows, taps, first, 1, interior_end, width, channels, out);
+  conv_columns<true>(rows, taps, first, std::max<int64_t>(interior_end, 1), width, width, channels,
+                     out);
+}
+
+MMRMT_CLONES void gelu_conv_rows(const float* input, const float* taps, const float* bias,
+                                 float* out, int64_t row_begin, int64_t row_end, int64_t height,
+                                 int64_t width, int64_t channels) {
+  GeluRows gelu(input, height, width, channels);
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int64_t image = row / height, y = row % height;
+    const float* rows[3] = {gelu.row(image, y - 1), gelu.row(image, y), gelu.row(image, y + 1)};
+    for (int64_t c = 0; c < channels; c += kLanes) {
+      const float* at[3];
+      for (int i = 0; i < 3; ++i) at[i] = rows[i] ? rows[i] + c : nullptr;
+      conv_row(at, taps + c, bias ? load(bias + c) : splat(0.f), width, channels,
+               out + row * width * channels + c);
+    }
+  }
+}
+
+// The backward pass over output rows [row_begin, row_end): the input gradient
+// GELU'(h) * conv3x3(grad, flipped weight) of those rows into grad_input, and the weight and
+// bias gradients (of the conv of GELU(h)) added to acc (9 taps, then the bias, by channel).
+MMRMT_CLONES void gelu_conv_backward_rows(const float* grad, const float* input,
+                                          const float* flipped_taps, float* grad_input,
+                                          float* acc, int64_t row_begin, int64_t row_end,
+                                          int64_t height, int64_t width, int64_t channels) {
+  GeluRows gelu(input, height, width, channels);
+  const int64_t row_size = width * channels;
+  std::vector<float> conv_out(row_size);
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int64_t image = row / height, y = row % height;
+    const float* gelu_rows[3] = {gelu.row(image, y - 1), gelu.row(image, y),
+                                 gelu.row(image, y + 1)};
+    const float* grad_rows[3];
+    for (int i = 0; i < 3; ++i) {
+      const int64_t source_y = y + i - 1;
+      grad_rows[i] = source_y < 0 || source_y >= height ? nullptr
+                                                         : grad + (row + i - 1) * row_size;
+    }
+    const float* grad_row = grad + row * row_size;
+    for (int64_t c = 0; c < channels; c += kLanes) {
+      // Weight and bias gradients: the row's sums in registers, as accumulate_rows_registers.
+      const float* at[3];
+      for (int i = 0; i < 3; ++i) at[i] = gelu_rows[i] ? gelu_rows[i] + c : nullptr;
+      vec16 sums[3][3], bias = splat(0.f);
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) sums[i][j] = splat(0.f);
+      const int64_t interior_end = std::max<int64_t>(width - 1, std::min<int64_t>(1, width));
+      accumulate_columns<float, 3, true>(grad_row + c, at, 0, std::min<int64_t>(1, width), width,
+                                         channels, sums, bias);
+      accumulate_columns<float, 3, false>(grad_row + c, at, std::min<int64_t>(1, width),
+                                          interior_end, width, channels, sums, bias);
+      accumulate_columns<float, 3, true>(grad_row + c, at, interior_end, width, width, channels,
+                                         sums, bias);
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) store(acc + (i * 3 + j) * channels + c, load(acc + (i * 3 + j) * channels + c) + sums[i][j]);
+      store(acc + 9 * channels + c, load(acc + 9 * channels + c) + bias);
+      // Input gradient: the conv of the output gradient with the flipped kernel.
+      const float* grad_at[3];
+      for (int i = 0; i < 3; ++i) grad_at[i] = grad_rows[i] ? grad_rows[i] + c : nullptr;
+      conv_row(grad_at, flipped_taps + c, splat(0.f), width, channels, conv_out.data() + c);
+    }
+    const float* h = input + row * row_size;
+    float* out = grad_input + row * row_size;
+    for (int64_t e = 0; e < row_size; e += kLanes)
+      store(out + e, load(conv_out.data() + e) * vgelu_grad(load(h + e)));
+  }
+}
+
+void check_gelu_conv(const torch::Tensor& input, const torch::Tensor& weight) {
+  TORCH_CHECK(input.device().is_cpu() && input.scalar_type() == torch::kFloat32 &&
+                  input.dim() == 4 && input.is_contiguous(),
+              "gelu_depthwise_conv: input must be a contiguous float32 CPU (N, H, W, C) map, got ",
+              input.sizes());
+  TORCH_CHECK(input.size(3) % kLanes == 0, "gelu_depthwise_conv: channels must be a multiple of ",
+              kLanes, ", got ", input.size(3));
+  TORCH_CHECK(weight.scalar_type() == torch::kFloat32 &&
+                  weight.sizes() == torch::IntArrayRef({input.size(3), 1, 3, 3}),
+              "gelu_depthwise_conv: weight must be float32 (C, 1, 3, 3) with C = ", input.size(3),
+              ", got ", weight.sizes());
+}
+
 }  // namespace
 
 // grad_output, input: (N, H, W, C) contiguous, same dtype (float32 or float64).
@@ -207,4 +367,53 @@ std::vector<torch::Tensor> depthwise_weight_grad(const torch::Tensor& grad_outpu
                          .unsqueeze(1)
                          .contiguous();
   return {weight_grad, total.narrow(0, kernel * kernel * channels, channels).clone()};
+}
+
+// conv2d(GELU(input), weight, bias, padding=1, groups=C) over (N, H, W, C) float32 maps.
+torch::Tensor gelu_depthwise_forward(const torch::Tensor& input, const torch::Tensor& weight,
+                                     const c10::optional<torch::Tensor>& bias) {
+  check_gelu_conv(input, weight);
+  const int64_t height = input.size(1), width = input.size(2), channels = input.size(3);
+  const int64_t rows = input.size(0) * height;
+  TORCH_CHECK(!bias || (bias->is_contiguous() && bias->scalar_type() == torch::kFloat32 &&
+                        bias->numel() == channels),
+              "gelu_depthwise_conv: bias must be a dense float32 (C,) tensor");
+  auto out = torch::empty_like(input);
+  const auto taps = taps_by_channel(weight);
+  const float* bias_data = bias ? bias->data_ptr<float>() : nullptr;
+  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+    gelu_conv_rows(input.data_ptr<float>(), taps.data(), bias_data, out.data_ptr<float>(), begin,
+                   end, height, width, channels);
+  });
+  return out;
+}
+
+// Gradients of gelu_depthwise_forward: [input, weight (C, 1, 3, 3), bias (C,)].
+std::vector<torch::Tensor> gelu_depthwise_backward(const torch::Tensor& grad_output,
+                                                   const torch::Tensor& input,
+                                                   const torch::Tensor& weight) {
+  check_gelu_conv(input, weight);
+  TORCH_CHECK(grad_output.sizes() == input.sizes(),
+              "gelu_depthwise_conv: grad_output must have the input's shape ", input.sizes(),
+              ", got ", grad_output.sizes());
+  const auto grad = grad_output.contiguous();
+  const int64_t height = input.size(1), width = input.size(2), channels = input.size(3);
+  const int64_t rows = input.size(0) * height;
+  auto grad_input = torch::empty_like(input);
+  const auto flipped_taps = taps_by_channel(weight.flip({2, 3}));
+  // One accumulator per chunk of rows, as in depthwise_weight_grad.
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
+  auto partial = torch::zeros({chunks, 10 * channels}, input.options());
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t chunk = begin; chunk < end; ++chunk)
+      gelu_conv_backward_rows(grad.data_ptr<float>(), input.data_ptr<float>(),
+                              flipped_taps.data(), grad_input.data_ptr<float>(),
+                              partial.data_ptr<float>() + chunk * 10 * channels,
+                              rows * chunk / chunks, rows * (chunk + 1) / chunks, height, width,
+                              channels);
+  });
+  const auto total = partial.sum(0);
+  auto weight_grad =
+      total.narrow(0, 0, 9 * channels).view({3, 3, channels}).permute({2, 0, 1}).unsqueeze(1).contiguous();
+  return {grad_input, weight_grad, total.narrow(0, 9 * channels, channels).clone()};
 }

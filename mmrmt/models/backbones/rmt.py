@@ -7,6 +7,7 @@ with only the renames in :mod:`mmrmt.checkpoint.convert`.
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
@@ -210,7 +211,14 @@ class ConvFFN(nn.Module):
         return self.project(hidden, residual, output_scale)
 
     def hidden(self, x: Tensor) -> Tensor:
-        """``h + dwconv(h)`` (as one conv) with ``h = GELU(fc1(x))``: (B, H, W, hidden)."""
+        """``h + dwconv(h)`` (as one conv) with ``h = GELU(fc1(x))``: (B, H, W, hidden).
+
+        In CPU training the GELU runs inside the conv's kernel
+        (:meth:`~.DepthwiseConv2d.forward_gelu`), which never stores its output; elsewhere it
+        runs with ``fc1`` (a oneDNN post-op at CPU inference).
+        """
+        if self.dwconv.fuses_gelu(x):
+            return self.dwconv.forward_gelu(F.linear(x, self.fc1.weight, self.fc1.bias))
         return self.dwconv(fused_linear(x, self.fc1.weight, self.fc1.bias, gelu=True))
 
     def project(

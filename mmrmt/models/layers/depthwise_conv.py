@@ -13,6 +13,12 @@ gradient as oneDNN's forward conv with the kernel flipped (faster than its backw
 weight gradient from ``mmrmt._ext``. Elsewhere, and without the compiled extension
 (``MMRMT_WITH_OPS=0`` at install, or no compiler) or with :func:`~.cpu_kernels.set_cpu_kernels`
 off, everything runs through PyTorch's own conv: the same function.
+
+The FFN's conv follows a GELU. In CPU training :func:`gelu_depthwise_conv` runs both in one
+kernel of ``mmrmt._ext``, forward and backward (:class:`GeluDepthwiseConvFunction`): GELU's
+output, a map of 3-4x the block's channels, is never stored or read back, and the backward
+pass recomputes it a few rows at a time (RMT-S's training step: about 0.6x the time of GELU,
+conv and their gradients op by op, and 220 MiB less peak memory; docs/benchmarks.md).
 """
 
 from typing import Optional, Tuple
@@ -84,6 +90,57 @@ class DepthwiseConvFunction(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
+class GeluDepthwiseConvFunction(torch.autograd.Function):
+    """``conv2d(GELU(h), weight, bias, padding=1, groups=C)`` on (B, H, W, C) float32 maps, forward
+    and backward in ``mmrmt._ext`` (``gelu_depthwise_*``): GELU's output is made a few rows at a
+    time in the cache, never stored, and recomputed from ``h`` in the backward pass."""
+
+    @staticmethod
+    def forward(ctx, h: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+        """h (B, H, W, C), weight (C, 1, 3, 3), bias (C,) or None. Returns (B, H, W, C)."""
+        ctx.save_for_backward(h, weight)
+        ctx.has_bias = bias is not None
+        return extension().gelu_depthwise_forward(h, weight, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], ...]:
+        """Gradients for ``h``, ``weight`` and ``bias``."""
+        h, weight = ctx.saved_tensors
+        grad_h, grad_weight, grad_bias = extension().gelu_depthwise_backward(grad, h, weight)
+        return grad_h, grad_weight, grad_bias if ctx.has_bias else None
+
+
+def gelu_depthwise_fuses(h: Tensor, weight: Tensor) -> bool:
+    """Whether :func:`gelu_depthwise_conv` runs the fused kernel for ``h``, ``weight``: where
+    :func:`kernels_run` (CPU training with the extension), in float32, for 3x3 kernels over
+    channels in whole 16-float vectors (RMT's FFNs).
+
+    ``h`` may also be any map ``h`` is computed from (the FFN's input): only its dtype, device
+    and ``requires_grad`` are read.
+    """
+    if h.dtype != torch.float32 or weight.shape[-2:] != (3, 3) or weight.shape[0] % 16:
+        return False
+    return kernels_run(h, weight)
+
+
+def gelu_depthwise_conv(h: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+    """``depthwise_conv(GELU(h), weight, bias)``, the exact (erf) GELU, fused where
+    :func:`gelu_depthwise_fuses`.
+
+    Args:
+        h (Tensor): (B, H, W, C) pre-activations.
+        weight (Tensor): (C, 1, k, k), ``k`` odd.
+        bias (Tensor | None): (C,).
+
+    Returns:
+        Tensor: (B, H, W, C).
+    """
+    if gelu_depthwise_fuses(h, weight):
+        return GeluDepthwiseConvFunction.apply(h.contiguous(), weight, bias)
+    return depthwise_conv(F.gelu(h), weight, bias)
+
+
 def depthwise_conv(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
     """Stride-1, "same"-padded depthwise conv of a (B, H, W, C) map.
 
@@ -119,9 +176,29 @@ class DepthwiseConv2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x (Tensor): (B, H, W, C). Returns (B, H, W, C)."""
+        return depthwise_conv(x, self.kernel(), self.conv.bias)
+
+    def forward_gelu(self, h: Tensor) -> Tensor:
+        """``forward(GELU(h))``, through :func:`gelu_depthwise_conv`.
+
+        Args:
+            h (Tensor): (B, H, W, C) pre-activations.
+
+        Returns:
+            Tensor: (B, H, W, C).
+        """
+        return gelu_depthwise_conv(h, self.kernel(), self.conv.bias)
+
+    def fuses_gelu(self, h: Tensor) -> bool:
+        """Whether :meth:`forward_gelu` runs the fused kernel for ``h`` (or a map it is computed
+        from, see :func:`gelu_depthwise_fuses`)."""
+        return gelu_depthwise_fuses(h, self.conv.weight)
+
+    def kernel(self) -> Tensor:
+        """The conv's weight, its centre raised by 1 with ``residual``."""
         weight = self.conv.weight
         if self.residual:
             centre = self.conv.kernel_size[0] // 2
             identity = F.pad(weight.new_ones(weight.shape[0], 1, 1, 1), [centre] * 4)
             weight = weight + identity
-        return depthwise_conv(x, weight, self.conv.bias)
+        return weight
