@@ -53,8 +53,8 @@ struct RowPrefetch {
   int64_t length = 0, lines = 0;
   int64_t next = 0;  // operand * length + token of the next row to fetch
 
-  RowPrefetch() = default;
-  RowPrefetch(int64_t tokens, int64_t dim) : length(tokens), lines((dim * 4 + 63) / 64) {}
+  RowPrefetch(int64_t tokens, int64_t dim)
+      : length(tokens), lines((dim * static_cast<int64_t>(sizeof(float)) + 63) / 64) {}
 
   void add(const float* rows, int64_t row_stride, bool write = false) {
     data[operands] = reinterpret_cast<const char*>(rows);

@@ -18,7 +18,6 @@
 
 namespace {
 
-
 // One 64-byte chunk of channels: 16 floats or 8 doubles.
 template <typename scalar_t>
 struct Chunk {
@@ -58,6 +57,40 @@ MMRMT_INLINE void accumulate_columns(const scalar_t* grad_row, const scalar_t* c
   }
 }
 
+// Columns [begin, end) of a row whose K-wide window lies inside the row: the columns before and
+// after need their taps clipped.
+struct InteriorColumns {
+  int64_t begin, end;
+
+  InteriorColumns(int64_t width, int64_t pad)
+      : begin(std::min(pad, width)), end(std::max(width - pad, begin)) {}
+};
+
+// One output row's weight and bias gradients over one chunk of channels (see
+// accumulate_columns), summed in registers and then added to acc[(i * K + j) * channels] and
+// acc[K * K * channels], both at the chunk.
+template <typename scalar_t, int K>
+MMRMT_INLINE void add_row_sums(const scalar_t* grad_row, const scalar_t* const (&rows)[K],
+                               int64_t width, int64_t channels, scalar_t* acc) {
+  using Vec = typename Chunk<scalar_t>::Vec;
+  const InteriorColumns interior(width, K / 2);
+  Vec sums[K][K], bias = Vec{};
+  for (int i = 0; i < K; ++i)
+    for (int j = 0; j < K; ++j) sums[i][j] = Vec{};
+  accumulate_columns<scalar_t, K, true>(grad_row, rows, 0, interior.begin, width, channels, sums,
+                                        bias);
+  accumulate_columns<scalar_t, K, false>(grad_row, rows, interior.begin, interior.end, width,
+                                         channels, sums, bias);
+  accumulate_columns<scalar_t, K, true>(grad_row, rows, interior.end, width, width, channels,
+                                        sums, bias);
+  // Two-level sums (per row, then per chunk of rows) keep the rounding error of long maps small.
+  for (int i = 0; i < K; ++i)
+    for (int j = 0; j < K; ++j)
+      for (int64_t l = 0; l < Chunk<scalar_t>::kSize; ++l)
+        acc[(i * K + j) * channels + l] += sums[i][j][l];
+  for (int64_t l = 0; l < Chunk<scalar_t>::kSize; ++l) acc[K * K * channels + l] += bias[l];
+}
+
 // Kernel sizes 3 and 5 (RMT's), channels in whole chunks: adds each output row's gradient
 // sums to `acc` ((K * K + 1) * channels: the taps, then the bias) for the channels
 // [0, chunks * Chunk::kSize). Returns the channels it covered.
@@ -66,11 +99,9 @@ MMRMT_INLINE int64_t accumulate_rows_registers(const scalar_t* grad, const scala
                                                scalar_t* acc, int64_t row_begin,
                                                int64_t row_end, int64_t height, int64_t width,
                                                int64_t channels) {
-  using Vec = typename Chunk<scalar_t>::Vec;
   constexpr int64_t lanes = Chunk<scalar_t>::kSize, pad = K / 2;
   const int64_t covered = channels / lanes * lanes;
   const int64_t row_stride = width * channels;
-  const int64_t interior_begin = std::min(pad, width), interior_end = std::max(width - pad, interior_begin);
   for (int64_t row = row_begin; row < row_end; ++row) {
     const int64_t image = row / height, y = row % height;
     for (int64_t c = 0; c < covered; c += lanes) {
@@ -81,22 +112,7 @@ MMRMT_INLINE int64_t accumulate_rows_registers(const scalar_t* grad, const scala
                       ? nullptr
                       : input + (image * height + source_y) * row_stride + c;
       }
-      const scalar_t* grad_row = grad + row * row_stride + c;
-      Vec sums[K][K], bias = Vec{};
-      for (int i = 0; i < K; ++i)
-        for (int j = 0; j < K; ++j) sums[i][j] = Vec{};
-      accumulate_columns<scalar_t, K, true>(grad_row, rows, 0, interior_begin, width, channels,
-                                            sums, bias);
-      accumulate_columns<scalar_t, K, false>(grad_row, rows, interior_begin, interior_end, width,
-                                             channels, sums, bias);
-      accumulate_columns<scalar_t, K, true>(grad_row, rows, interior_end, width, width, channels,
-                                            sums, bias);
-      // Two-level sums (per row, then per chunk of rows) keep the rounding error of long maps
-      // small.
-      for (int i = 0; i < K; ++i)
-        for (int j = 0; j < K; ++j)
-          for (int64_t l = 0; l < lanes; ++l) acc[(i * K + j) * channels + c + l] += sums[i][j][l];
-      for (int64_t l = 0; l < lanes; ++l) acc[K * K * channels + c + l] += bias[l];
+      add_row_sums<scalar_t, K>(grad + row * row_stride + c, rows, width, channels, acc + c);
     }
   }
   return covered;
@@ -233,11 +249,10 @@ MMRMT_INLINE void conv_row(const float* const (&rows)[3], const float* taps_at, 
                            int64_t width, int64_t channels, float* out) {
   vec16 taps[9];
   for (int t = 0; t < 9; ++t) taps[t] = load(taps_at + t * channels);
-  const int64_t interior_end = std::max<int64_t>(width - 1, 1);
-  conv_columns<true>(rows, taps, first, 0, std::min<int64_t>(1, width), width, channels, out);
-  conv_columns<false>(rows, taps, first, 1, interior_end, width, channels, out);
-  conv_columns<true>(rows, taps, first, std::max<int64_t>(interior_end, 1), width, width, channels,
-                     out);
+  const InteriorColumns interior(width, 1);
+  conv_columns<true>(rows, taps, first, 0, interior.begin, width, channels, out);
+  conv_columns<false>(rows, taps, first, interior.begin, interior.end, width, channels, out);
+  conv_columns<true>(rows, taps, first, interior.end, width, width, channels, out);
 }
 
 MMRMT_CLONES void gelu_conv_rows(const float* input, const float* taps, const float* bias,
@@ -278,22 +293,10 @@ MMRMT_CLONES void gelu_conv_backward_rows(const float* grad, const float* input,
     }
     const float* grad_row = grad + row * row_size;
     for (int64_t c = 0; c < channels; c += kLanes) {
-      // Weight and bias gradients: the row's sums in registers, as accumulate_rows_registers.
+      // Weight and bias gradients, from the GELU rows.
       const float* at[3];
       for (int i = 0; i < 3; ++i) at[i] = gelu_rows[i] ? gelu_rows[i] + c : nullptr;
-      vec16 sums[3][3], bias = splat(0.f);
-      for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 3; ++j) sums[i][j] = splat(0.f);
-      const int64_t interior_end = std::max<int64_t>(width - 1, std::min<int64_t>(1, width));
-      accumulate_columns<float, 3, true>(grad_row + c, at, 0, std::min<int64_t>(1, width), width,
-                                         channels, sums, bias);
-      accumulate_columns<float, 3, false>(grad_row + c, at, std::min<int64_t>(1, width),
-                                          interior_end, width, channels, sums, bias);
-      accumulate_columns<float, 3, true>(grad_row + c, at, interior_end, width, width, channels,
-                                         sums, bias);
-      for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 3; ++j) store(acc + (i * 3 + j) * channels + c, load(acc + (i * 3 + j) * channels + c) + sums[i][j]);
-      store(acc + 9 * channels + c, load(acc + 9 * channels + c) + bias);
+      add_row_sums<float, 3>(grad_row + c, at, width, channels, acc + c);
       // Input gradient: the conv of the output gradient with the flipped kernel.
       const float* grad_at[3];
       for (int i = 0; i < 3; ++i) grad_at[i] = grad_rows[i] ? grad_rows[i] + c : nullptr;
@@ -304,6 +307,25 @@ MMRMT_CLONES void gelu_conv_backward_rows(const float* grad, const float* input,
     for (int64_t e = 0; e < row_size; e += kLanes)
       store(out + e, load(conv_out.data() + e) * vgelu_grad(load(h + e)));
   }
+}
+
+// Chunks of the rows with one accumulator each, summed at the end: the result does not depend on
+// how at::parallel_for schedules the chunks, only on the thread count.
+int64_t row_chunks(int64_t rows) {
+  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
+}
+
+// The chunks' (k * k + 1) * C sums -> [weight gradient (C, 1, k, k), bias gradient (C,)].
+std::vector<torch::Tensor> weight_and_bias_grads(const torch::Tensor& partial, int64_t kernel,
+                                                 int64_t channels) {
+  const auto total = partial.sum(0);
+  // (k, k, C) -> (C, 1, k, k)
+  auto weight_grad = total.narrow(0, 0, kernel * kernel * channels)
+                         .view({kernel, kernel, channels})
+                         .permute({2, 0, 1})
+                         .unsqueeze(1)
+                         .contiguous();
+  return {weight_grad, total.narrow(0, kernel * kernel * channels, channels).clone()};
 }
 
 void check_gelu_conv(const torch::Tensor& input, const torch::Tensor& weight) {
@@ -342,9 +364,7 @@ std::vector<torch::Tensor> depthwise_weight_grad(const torch::Tensor& grad_outpu
   const int64_t rows = batch * height;
   const int64_t pad = kernel / 2;
   const int64_t acc_size = (kernel * kernel + 1) * channels;
-  // One accumulator per chunk of rows, summed at the end: the result does not depend on how
-  // at::parallel_for schedules the chunks, only on the thread count.
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
+  const int64_t chunks = row_chunks(rows);
   auto partial = torch::zeros({chunks, acc_size}, in.options());
   AT_DISPATCH_FLOATING_TYPES(in.scalar_type(), "depthwise_weight_grad", [&] {
     const scalar_t* grad_data = grad.data_ptr<scalar_t>();
@@ -359,14 +379,7 @@ std::vector<torch::Tensor> depthwise_weight_grad(const torch::Tensor& grad_outpu
       }
     });
   });
-  const auto total = partial.sum(0);
-  // (k, k, C) -> (C, 1, k, k)
-  auto weight_grad = total.narrow(0, 0, kernel * kernel * channels)
-                         .view({kernel, kernel, channels})
-                         .permute({2, 0, 1})
-                         .unsqueeze(1)
-                         .contiguous();
-  return {weight_grad, total.narrow(0, kernel * kernel * channels, channels).clone()};
+  return weight_and_bias_grads(partial, kernel, channels);
 }
 
 // conv2d(GELU(input), weight, bias, padding=1, groups=C) over (N, H, W, C) float32 maps.
@@ -401,8 +414,7 @@ std::vector<torch::Tensor> gelu_depthwise_backward(const torch::Tensor& grad_out
   const int64_t rows = input.size(0) * height;
   auto grad_input = torch::empty_like(input);
   const auto flipped_taps = taps_by_channel(weight.flip({2, 3}));
-  // One accumulator per chunk of rows, as in depthwise_weight_grad.
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
+  const int64_t chunks = row_chunks(rows);
   auto partial = torch::zeros({chunks, 10 * channels}, input.options());
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t chunk = begin; chunk < end; ++chunk)
@@ -412,8 +424,6 @@ std::vector<torch::Tensor> gelu_depthwise_backward(const torch::Tensor& grad_out
                               rows * chunk / chunks, rows * (chunk + 1) / chunks, height, width,
                               channels);
   });
-  const auto total = partial.sum(0);
-  auto weight_grad =
-      total.narrow(0, 0, 9 * channels).view({3, 3, channels}).permute({2, 0, 1}).unsqueeze(1).contiguous();
-  return {grad_input, weight_grad, total.narrow(0, 9 * channels, channels).clone()};
+  auto grads = weight_and_bias_grads(partial, 3, channels);
+  return {grad_input, grads[0], grads[1]};
 }
